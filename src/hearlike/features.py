@@ -1,0 +1,51 @@
+"""Model-side features: PCA per (model, layer, sentence) with z-scored components (METHODS §3.5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hearlike.align import group_layers
+from hearlike.io import save_npz_dict, sentence_key
+
+
+def pca_zscore(states: np.ndarray, n_components: int) -> np.ndarray:
+    """(T × k) leading principal-component scores, each z-scored; k = min(n_components, T − 1, D).
+
+    Unlike the paper code (``std + 1e-9``), a component with zero variance is NaN, not a silent zero.
+    """
+    x = states.astype(np.float64)
+    x = x - x.mean(axis=0)
+    k = min(n_components, x.shape[0] - 1, x.shape[1])
+    if k < 1:
+        return np.full((x.shape[0], 1), np.nan)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    # Sign convention so that results do not depend on the SVD backend: largest |loading| positive.
+    scores = u[:, :k] * s[:k]
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
+    scores *= np.where(signs == 0, 1.0, signs)
+    sd = scores.std(axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return scores / np.where(sd > 1e-12 * max(s[0], 1e-300), sd, np.nan)
+
+
+def model_features(*, activations_dir: Path, out: Path, n_components: int) -> None:
+    """Step function: PCA-k features of every layer and sentence of one model (one bundle per model)."""
+    from hearlike.models.cache import load_manifest, read_layer
+
+    manifest = load_manifest(activations_dir)
+    layers = [layer["name"] for layer in manifest["layers"]]
+    arrays: dict[str, np.ndarray] = {}
+    sentence_ids: list[int] = []
+    for timebase, names in group_layers(layers).items():
+        for name in names:
+            per_sentence = read_layer(activations_dir / f"{name}.safetensors")
+            sentence_ids = sorted(per_sentence)
+            for sid, (states, times) in per_sentence.items():
+                arrays[f"{name}/{sentence_key(sid)}"] = pca_zscore(states, n_components).astype(np.float32)
+                arrays[f"{timebase}/{sentence_key(sid)}.times"] = times
+    save_npz_dict(out, arrays, meta={"layers": layers, "timebases": list(group_layers(layers)),
+                                     "n_layers": len(layers), "sentence_ids": sentence_ids,
+                                     "n_components": n_components, "model": json.dumps(manifest.get("key", {}))})

@@ -1,0 +1,75 @@
+"""Workflow step that draws every figure of one dataset from its tidy tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hearlike import figures
+from hearlike.io import load_npz_dict, read_tsv, sentence_key
+
+ERP_WINDOWS = ["N100", "P200", "N200", "N400", "w250_500_paper", "P600"]
+
+
+def correlation_rdm(x: np.ndarray) -> np.ndarray:
+    """T × T correlation distance between the rows (frames) of ``x``."""
+    return 1.0 - np.corrcoef(x)
+
+
+def best_layers(profile: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """model, layer: each model's best layer for ``metric``."""
+    rows = profile[profile["metric"] == metric].dropna(subset=["mean"])
+    return rows.loc[rows.groupby("model")["mean"].idxmax(), ["model", "layer", "mean"]]
+
+
+def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, dpi: int, depth_axis: str,
+                 outputs: Mapping[str, Path]) -> None:
+    """Step function: F1–F9 (METHODS §9) for one dataset."""
+    t = {name: read_tsv(tables_dir / f"{name}.tsv") for name in
+         ["layer_profile", "window_profile", "topography", "model_ranking", "metric_agreement", "prosody_groups"]}
+    profile = t["layer_profile"]
+    figures.plot_layer_profiles(layer_profile=profile, out=outputs["layer_profiles"], x=depth_axis, dpi=dpi)
+    agreement = t["metric_agreement"]
+    w_row = agreement[agreement["metric_b"] == "kendall_w"]
+    kendall_w = float(w_row["kendall_w"].iloc[0]) if len(w_row) else float("nan")
+    figures.plot_ranking_heatmap(model_ranking=t["model_ranking"], metric_agreement=agreement[agreement["metric_a"] != "ALL"],
+                                 kendall_w=kendall_w, out=outputs["ranking_heatmap"], dpi=dpi)
+    figures.plot_best_layer_bars(model_ranking=t["model_ranking"], out=outputs["best_layer_bars"], dpi=dpi)
+
+    windows = t["window_profile"]
+    metric = windows["metric"].iloc[0]
+    best = best_layers(profile, metric)
+    window_best = {m: layer for m, layer in zip(best["model"], best["layer"], strict=True)}
+    figures.plot_window_timecourse(window_profile=windows, out=outputs["window_timecourse"], layers=window_best,
+                                   dpi=dpi)
+    top = best.sort_values("mean").iloc[-1]
+    topo = t["topography"]
+    figures.plot_topomaps(topography=topo[topo["lock"] == topo["lock"].iloc[0]], montage=montage,
+                          out=outputs["topomaps"], windows=[w for w in ERP_WINDOWS if w in set(topo["window"])],
+                          model=top["model"], layer=top["layer"], metric=metric, dpi=dpi)
+    figures.plot_prosody_groups(prosody_groups=t["prosody_groups"],
+                                per_subject=read_tsv(inputs["prosody_subjects"], dtype={"subject": str}),
+                                out=outputs["prosody_groups"], dpi=dpi)
+    tnc = read_tsv(inputs["tnc"])
+    null = read_tsv(inputs["tnc_null"])
+    observed = null.loc[null["statistic"] == "overlap_mean", "observed"]
+    figures.plot_tnc(tnc=tnc, null_overlap=None, observed_overlap=float(observed.iloc[0]) if len(observed) else None,
+                     out=outputs["tnc"], dpi=dpi)
+    rsa_tables = [p for p in inputs["values"] if f"/{metric}/" in str(p)]
+    figures.plot_null_diagnostics(metric_rows=pd.concat([read_tsv(p) for p in rsa_tables], ignore_index=True),
+                                  out=outputs["null_diagnostics"], dpi=dpi)
+
+    # F6: one sentence of the first subject, the overall best model layer against the EEG
+    feats, fmeta = load_npz_dict(next(Path(p) for p in inputs["features"] if Path(p).stem == top["model"]))
+    aligned_path = next(Path(p) for p in inputs["aligned"] if Path(p).parent.name == top["model"])
+    eeg, emeta = load_npz_dict(aligned_path)
+    sid = int(emeta["sentence_ids"][0])
+    timebase = str(top["layer"]).split(".")[0]
+    y = feats[f"{top['layer']}/{sentence_key(sid)}"]
+    x = eeg[f"{timebase}/{sentence_key(sid)}"]
+    figures.plot_rdm_pair(model_rdm=correlation_rdm(y), eeg_rdm=correlation_rdm(x), out=outputs["rdm_pair"],
+                          title=f"{top['model']} {top['layer']} vs EEG, sub-{emeta['subject']} sentence {sid}", dpi=dpi)

@@ -1,0 +1,175 @@
+"""Offline model loading for registry entries (no network; remote code only for pinned revisions).
+
+Every ``from_pretrained`` call gets ``local_files_only=True``. ``trust_remote_code`` is passed only for
+``loader: remote_code`` entries whose registry ``revision`` is a pinned 40-hex commit that equals the
+revision recorded in the model directory's ``hearlike_model.json`` (written by
+:func:`hearlike.models.download.download_model` or the tiny builders), and only when every ``.py`` file
+in the directory has the sha256 recorded there. Dynamic modules go to ``$HEARLIKE_HF_CACHE/modules``
+(default ``.hf_cache/modules`` in the working directory), never to ``~/.cache``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hearlike.models.registry import ModelEntry
+from hearlike.models.tiny import MARKER, read_model_marker
+
+_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+class ModelNotAvailableError(FileNotFoundError):
+    """The model directory is missing; the message says how to get it."""
+
+
+class RemoteCodeRefusedError(PermissionError):
+    """trust_remote_code was refused for this entry/directory."""
+
+
+def hf_cache_dir() -> Path:
+    """Project-local Hugging Face cache root (``$HEARLIKE_HF_CACHE`` or ``./.hf_cache``)."""
+    return Path(os.environ.get("HEARLIKE_HF_CACHE", ".hf_cache")).resolve()
+
+
+def _set_modules_cache() -> None:
+    """Point transformers' dynamic-module cache at the project cache (even if transformers is imported)."""
+    mod_dir = hf_cache_dir() / "modules"
+    mod_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["HF_MODULES_CACHE"] = str(mod_dir)
+    import transformers.dynamic_module_utils as dmu
+    import transformers.utils.hub as hub
+
+    # The constant is read once at import time; set it on the modules that use it.
+    dmu.HF_MODULES_CACHE = str(mod_dir)
+    hub.HF_MODULES_CACHE = str(mod_dir)
+    if str(mod_dir) not in sys.path:
+        sys.path.append(str(mod_dir))
+
+
+def missing_model_message(entry: ModelEntry, model_dir: Path) -> str:
+    """How to obtain a model that is not present locally."""
+    if entry.builder is not None:
+        return (f"model {entry.key!r} not found at {model_dir}: it is a demo model; build it with "
+                f"hearlike.models.tiny.build_demo_model(key={entry.key!r}, registry=..., out_dir={str(model_dir)!r})")
+    pin = "" if entry.pinned else (f" (first pin `revision` of {entry.key} in resources/models.yaml to a commit of "
+                                   f"https://huggingface.co/{entry.hub_id}/commits/main)")
+    return (f"model {entry.key!r} ({entry.hub_id}) not found at {model_dir}; download it with:\n"
+            f"    python -m hearlike.models.download {entry.key} --dest {model_dir}{pin}")
+
+
+def check_model_dir(entry: ModelEntry, model_dir: str | Path) -> Path:
+    """Raise :class:`ModelNotAvailableError` unless ``model_dir`` holds a model (``config.json``)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise ModelNotAvailableError(missing_model_message(entry, model_dir))
+    return model_dir
+
+
+def check_remote_code_allowed(entry: ModelEntry, model_dir: Path) -> dict[str, Any]:
+    """Refuse ``trust_remote_code`` unless the entry is pinned and the directory matches it (see module doc)."""
+    if not entry.pinned:
+        raise RemoteCodeRefusedError(
+            f"{entry.key}: trust_remote_code refused: registry revision is {entry.revision!r}, not a pinned 40-hex "
+            "commit. Pin the revision you have reviewed in resources/models.yaml.")
+    marker = read_model_marker(model_dir)
+    if marker is None:
+        raise RemoteCodeRefusedError(
+            f"{entry.key}: trust_remote_code refused: {model_dir / MARKER} is missing, so the directory cannot be "
+            f"tied to the pinned revision; download it with python -m hearlike.models.download {entry.key} "
+            f"--dest {model_dir}")
+    if marker.get("revision") != entry.revision or marker.get("hub_id") != entry.hub_id:
+        raise RemoteCodeRefusedError(
+            f"{entry.key}: trust_remote_code refused: {model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}"
+            f", the registry pins {entry.hub_id}@{entry.revision}")
+    from hearlike.io import sha256_file
+
+    recorded = marker.get("files", {})
+    for py in sorted(model_dir.rglob("*.py")):
+        rel = py.relative_to(model_dir).as_posix()
+        if rel not in recorded:
+            raise RemoteCodeRefusedError(f"{entry.key}: trust_remote_code refused: {py} is not part of the pinned "
+                                         f"revision (not listed in {MARKER})")
+        if sha256_file(py) != recorded[rel]:
+            raise RemoteCodeRefusedError(f"{entry.key}: trust_remote_code refused: {py} was modified after download "
+                                         "(sha256 differs from the pinned revision's)")
+    return marker
+
+
+def torch_dtype(name: str) -> Any:
+    """``"bfloat16"`` → ``torch.bfloat16``."""
+    import torch
+
+    if name not in _DTYPES:
+        raise ValueError(f"unknown dtype {name!r}")
+    return getattr(torch, _DTYPES[name])
+
+
+def _granite_processor(model_dir: Path) -> Any:
+    """GraniteSpeechProcessor with the torch-only feature extractor (stock one needs torchaudio)."""
+    import inspect
+
+    from transformers import AutoTokenizer, GraniteSpeechProcessor
+
+    from hearlike.models.granite_fe import TorchGraniteSpeechFeatureExtractor
+
+    fe_cfg: dict[str, Any] = {}
+    proc_cfg: dict[str, Any] = {}
+    if (model_dir / "processor_config.json").exists():
+        proc_cfg = json.loads((model_dir / "processor_config.json").read_text())
+        fe_cfg = dict(proc_cfg.get("audio_processor", {}))
+    if not fe_cfg and (model_dir / "preprocessor_config.json").exists():
+        fe_cfg = json.loads((model_dir / "preprocessor_config.json").read_text())
+    fe_cfg.update(fe_cfg.pop("melspec_kwargs", {}))
+    if "sample_rate" in fe_cfg:
+        fe_cfg["sampling_rate"] = fe_cfg.pop("sample_rate")
+    allowed = set(inspect.signature(TorchGraniteSpeechFeatureExtractor.__init__).parameters) - {"self", "kwargs"}
+    fe = TorchGraniteSpeechFeatureExtractor(**{k: v for k, v in fe_cfg.items() if k in allowed})
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    return GraniteSpeechProcessor(audio_processor=fe, tokenizer=tok,
+                                  audio_token=proc_cfg.get("audio_token", "<|audio|>"))
+
+
+def load_model(entry: ModelEntry, model_dir: str | Path, *, device: str, dtype: str | None = None
+               ) -> tuple[Any, Any]:
+    """Load ``(model, processor)`` of ``entry`` from ``model_dir`` offline, in eval mode on ``device``."""
+    import transformers as tf
+
+    model_dir = check_model_dir(entry, model_dir)
+    if entry.adapter != "implemented":
+        raise NotImplementedError(
+            f"{entry.key}: no extraction adapter for family {entry.family!r} (loader {entry.loader}, env {entry.env});"
+            f" see the entry's notes in resources/models.yaml")
+    dt = torch_dtype(dtype or entry.dtype)
+    common = {"local_files_only": True, "dtype": dt}
+    if entry.loader == "remote_code":
+        check_remote_code_allowed(entry, model_dir)
+        _set_modules_cache()
+        model = tf.AutoModel.from_pretrained(model_dir, trust_remote_code=True, **common)
+        processor = tf.AutoProcessor.from_pretrained(model_dir, trust_remote_code=True, local_files_only=True)
+    elif entry.loader == "native":
+        cls = getattr(tf, entry.model_class)
+        model = cls.from_pretrained(model_dir, **common)
+        if entry.family == "granite_speech":
+            processor = _granite_processor(model_dir)
+            if getattr(model.config, "has_lora_adapter", False):
+                # The audio LoRA is meant to be active whenever audio is in the input (as in generate()).
+                if getattr(model, "_hf_peft_config_loaded", False):
+                    model.enable_adapters()
+                else:
+                    raise RuntimeError(f"{entry.key}: config has_lora_adapter=True but no adapter was loaded from "
+                                       f"{model_dir}; install peft and check adapter_config.json")
+        elif entry.family in ("whisper_encoder", "wav2vec2_like"):
+            processor = tf.AutoFeatureExtractor.from_pretrained(model_dir, local_files_only=True)
+        else:
+            processor = tf.AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+    else:
+        raise NotImplementedError(f"{entry.key}: loader {entry.loader!r} needs the model's own package; "
+                                  "no adapter in this environment")
+    if entry.family == "whisper_encoder" and hasattr(model, "decoder"):
+        model.decoder = None  # only the encoder is read; frees the decoder's memory
+    model.to(device).eval()
+    return model, processor

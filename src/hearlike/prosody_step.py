@@ -1,0 +1,160 @@
+"""Workflow steps for prosody, TNC labelling and the affective dissociation (negative vs other sentences)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hearlike import tnc as tnc_mod
+from hearlike.affect import provisional_labels
+from hearlike.io import load_npz_dict, read_tsv, sentence_key, write_tsv
+from hearlike.prosody import sentence_prosody
+from hearlike.seeding import derive_seed
+from hearlike.stats import bh_fdr, fisher_z, inverse_fisher_z, paired_comparison
+
+log = logging.getLogger(__name__)
+SELECTION_METRIC = "rsa_spearman"  # picks the model layer for the TNC model space when tnc.model_layer is "best"
+EEG_FRAME_S = 0.02  # EEG is block-averaged to 20 ms frames before its sentence RDM is taken
+
+
+def sentence_prosody_table(*, audio: Path, words: Path, f0_floor: float, f0_ceiling: float, egemaps: bool,
+                           label_rule: str, label_threshold: float, out: Path) -> pd.DataFrame:
+    """Step function: acoustic prosody per sentence plus its provisional affect label."""
+    clips, meta = load_npz_dict(audio)
+    signals = {int(k[1:]): v for k, v in clips.items()}
+    feats = sentence_prosody(audio=signals, sr=int(meta["sr"]), words=read_tsv(words), f0_floor=f0_floor,
+                             f0_ceiling=f0_ceiling, egemaps=egemaps)
+    labels = provisional_labels(features=feats, rule=label_rule, threshold=label_threshold)
+    table = feats.merge(labels, on="sentence_id", how="left")
+    write_tsv(table, out)
+    log.info("provisional labels (%s): %s", label_rule, table["provisional_label"].value_counts().to_dict())
+    return table
+
+
+def _block_average(x: np.ndarray, sfreq: float, frame_s: float) -> np.ndarray:
+    """(C × Ns) → (T × C) means over consecutive ``frame_s`` blocks."""
+    n = max(1, int(round(frame_s * sfreq)))
+    T = x.shape[1] // n
+    return x[:, : T * n].reshape(x.shape[0], T, n).mean(axis=2).T
+
+
+def choose_model_layer(profile: pd.DataFrame, setting: str, models: Sequence[str]) -> tuple[str, str]:
+    """(model, layer) for the TNC model space: the best by RSA-Spearman, or ``model:layer`` / ``layer``."""
+    if setting == "best":
+        rows = profile[(profile["metric"] == SELECTION_METRIC) & profile["model"].isin(models)]
+        if rows.empty or rows["mean"].isna().all():
+            raise ValueError(f"tnc.model_layer is 'best' but the layer profile has no {SELECTION_METRIC} values")
+        best = rows.loc[rows["mean"].idxmax()]
+        return str(best["model"]), str(best["layer"])
+    model, _, layer = setting.rpartition(":")
+    return (model or models[0]), layer
+
+
+def tnc_step(*, prosody: Path, segments: Sequence[Path], profile: Path, activations: Sequence[Path],
+             tnc: Mapping[str, Any], seed: int, out_labels: Path, out_null: Path) -> pd.DataFrame:
+    """Step function: TNC labels (negative-prosody / control / excluded) and the agreement null."""
+    from hearlike.models.cache import read_layer
+
+    feats = read_tsv(prosody)
+    sids = feats["sentence_id"].astype(int).tolist()
+    eeg: dict[str, dict[int, np.ndarray]] = {}
+    for path in segments:
+        arrays, meta = load_npz_dict(path)
+        eeg[meta["subject"]] = {sid: _block_average(arrays[sentence_key(sid)], float(meta["sfreq"]), EEG_FRAME_S)
+                                for sid in sids if sentence_key(sid) in arrays}
+    by_model = {p.name: p for p in activations}
+    model, layer = choose_model_layer(read_tsv(profile), tnc["model_layer"], list(by_model))
+    states = {sid: s for sid, (s, _) in read_layer(by_model[model] / f"{layer}.safetensors").items()}
+    A = tnc_mod.acoustic_descriptor(features=feats, sentence_ids=sids)
+    E = tnc_mod.eeg_descriptor(eeg=eeg, sentence_ids=sids)
+    M = tnc_mod.model_descriptor(features=states, sentence_ids=sids)
+    negative = feats["provisional_label"].to_numpy() == "negative"
+    labels = tnc_mod.tnc_labels(acoustic=A, eeg=E, model=M, provisional=negative, k=tnc["k"], tau=tnc["tau"],
+                                n_permutations=tnc["n_permutations"], seed=derive_seed(seed, "tnc"), sentence_ids=sids)
+    labels.insert(1, "model", model)
+    labels.insert(2, "layer", layer)
+    null = tnc_mod.neighbourhood_agreement_null(acoustic=A, eeg=E, model=M, k=tnc["k"],
+                                                n_permutations=tnc["n_permutations"], seed=derive_seed(seed, "tnc-null"),
+                                                permute=("eeg", "model"))
+    write_tsv(labels, out_labels)
+    write_tsv(null, out_null)
+    log.info("TNC with %s %s: %s", model, layer, labels["group"].value_counts().to_dict())
+    return labels
+
+
+def duration_residuals(df: pd.DataFrame, *, value: str = "v", duration: str = "log_duration") -> np.ndarray:
+    """``value`` with its linear dependence on log sentence duration removed (grand mean kept).
+
+    All metrics depend on the number of frames, and negative-prosody sentences are slower (longer), so
+    groups are compared after regressing out log duration within each (subject, model, layer, metric).
+    """
+    y = df[value].to_numpy(float)
+    x = df[duration].to_numpy(float)
+    ok = np.isfinite(y) & np.isfinite(x)
+    out = np.full_like(y, np.nan)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0:
+        out[ok] = y[ok]
+        return out
+    slope, intercept = np.polyfit(x[ok], y[ok], 1)
+    out[ok] = y[ok] - slope * (x[ok] - x[ok].mean())
+    return out
+
+
+def prosody_groups(*, values: Sequence[Path], labels: Path, sentences: Path, families: Mapping[str, str],
+                   statistics: Mapping[str, Any], seed: int, out_groups: Path, out_dissociation: Path,
+                   out_subjects: Path) -> pd.DataFrame:
+    """Step function: negative vs other (TNC control) sentences, per (model, layer, metric).
+
+    ``prosody_groups.tsv``: sentence-level means per group (averaged over subjects; Fisher z for RSA).
+    ``affective_dissociation.tsv``: per subject, the duration-adjusted mean over negative minus the mean
+    over control sentences; sign-flip test across subjects (two-sided), d_z, BH-FDR over models × layers
+    × metrics.
+    """
+    from hearlike.aggregate import fisher_metrics
+
+    table = pd.concat([read_tsv(p, dtype={"subject": str}) for p in values], ignore_index=True)
+    lab = read_tsv(labels)[["sentence_id", "group"]]
+    dur = read_tsv(sentences)[["sentence_id", "duration_s"]]
+    df = table.merge(lab, on="sentence_id").merge(dur, on="sentence_id")
+    fz = set(fisher_metrics(df["metric"].unique()))
+    df["v"] = np.where(df["metric"].isin(fz), fisher_z(df["value"].to_numpy(float)), df["value"])
+    df["log_duration"] = np.log(df["duration_s"])
+    keys = ["subject", "model", "layer", "metric"]
+    df["v_adj"] = np.nan
+    for _, idx in df.groupby(keys).groups.items():
+        df.loc[idx, "v_adj"] = duration_residuals(df.loc[idx])
+    df = df[df["group"].isin(["negative", "control"])]
+
+    per_subject = df.groupby([*keys, "group"]).agg(value=("v_adj", "mean"), n=("v_adj", "count")).reset_index()
+    write_tsv(per_subject.assign(value=np.where(per_subject["metric"].isin(fz),
+                                                inverse_fisher_z(per_subject["value"].to_numpy(float)),
+                                                per_subject["value"])), out_subjects)
+
+    sent = df.groupby(["model", "layer", "metric", "group", "sentence_id"])["v"].mean().reset_index()
+    groups = sent.groupby(["model", "layer", "metric", "group"]).agg(mean=("v", "mean"), n=("v", "count")).reset_index()
+    groups["mean"] = np.where(groups["metric"].isin(fz), inverse_fisher_z(groups["mean"].to_numpy(float)),
+                              groups["mean"])
+    groups.insert(3, "family", groups["metric"].map(families))
+    groups["group"] = groups["group"].replace({"control": "other"})
+    write_tsv(groups, out_groups)
+
+    rows = []
+    wide = per_subject.pivot_table(index=["model", "layer", "metric", "subject"], columns="group",
+                                   values="value").reset_index()
+    for (model, layer, metric), g in wide.groupby(["model", "layer", "metric"]):
+        if not {"negative", "control"} <= set(g.columns):
+            continue
+        res = paired_comparison(g["negative"].to_numpy(float), g["control"].to_numpy(float), alternative="two-sided",
+                                n_perm=statistics["n_signflip"], hedges=True,
+                                rng=derive_seed(seed, "dissociation", model, layer, metric))
+        rows.append(dict(model=model, layer=layer, metric=metric, family=families[metric], diff=res.mean_diff,
+                         effect_size=res.dz, p_signflip=res.p_value, n_subjects=res.n_subjects))
+    diss = pd.DataFrame(rows)
+    diss["q_fdr"] = bh_fdr(diss["p_signflip"].to_numpy(float)) if len(diss) else []
+    write_tsv(diss, out_dissociation)
+    return diss

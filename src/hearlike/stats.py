@@ -1,0 +1,339 @@
+"""Subject-level statistics: Fisher z, sign-flip tests, bootstrap CIs, BH-FDR and paired comparisons.
+
+The unit of inference is the subject (METHODS §6.3): per-sentence values are averaged within a subject
+(in Fisher-z space for correlation-type metrics), and group statistics run across subjects. Degenerate
+input (no finite values, zero variance) gives NaN, never 0.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from hearlike.seeding import derive_seed
+
+Alternative = Literal["greater", "less", "two-sided"]
+
+#: |r| is clipped to this before arctanh: r = ±1 (tiny samples, float rounding) would otherwise give ±inf
+#: and one such sentence would dominate a subject mean. 1 − 1e-7 caps |z| at ≈ 8.4, far above any real value.
+FISHER_CLIP = 1.0 - 1e-7
+
+
+def fisher_z(r: np.ndarray | float, *, clip: float = FISHER_CLIP) -> np.ndarray:
+    """Fisher z = arctanh(r), with r clipped to ±``clip`` first (see :data:`FISHER_CLIP`); NaN stays NaN."""
+    r = np.asarray(r, dtype=float)
+    return np.arctanh(np.clip(r, -clip, clip))
+
+
+def inverse_fisher_z(z: np.ndarray | float) -> np.ndarray:
+    """Back-transform z → r = tanh(z) for reporting."""
+    return np.tanh(np.asarray(z, dtype=float))
+
+
+def standardized_ranks(x: np.ndarray) -> np.ndarray:
+    """Average-tie ranks along the last axis, centred and scaled to unit norm (NaN rows if constant).
+
+    With both sides standardised this way, Spearman's rho of two rows is their dot product, so many
+    Spearman values come out of one matrix product (METHODS §10.4).
+    """
+    from scipy.stats import rankdata
+
+    x = np.asarray(x, dtype=float)
+    ranks = rankdata(x, axis=-1, method="average")
+    ranks -= ranks.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.sum(ranks**2, axis=-1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = ranks / norm
+    # a constant vector (or one containing NaN) has no ranking: NaN, not 0
+    bad = ~np.isfinite(norm) | (norm <= 1e-12) | np.any(np.isnan(x), axis=-1, keepdims=True)
+    return np.where(bad, np.nan, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# one-sample sign-flip permutation test
+
+
+@dataclass(frozen=True)
+class SignFlipResult:
+    """Mean of the (baseline-subtracted) subject values and its sign-flip p-value."""
+
+    statistic: float
+    p_value: float
+    n_subjects: int
+    n_excluded: int
+    n_perm: int
+    exact: bool
+
+
+def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        raise ValueError("pass rng (a numpy Generator) or an int seed: every random draw must be seeded")
+    return np.random.default_rng(int(rng))
+
+
+def _sign_matrix(
+    n: int, *, n_perm: int, rng: np.random.Generator | int | None
+) -> tuple[np.ndarray, bool]:
+    """All 2^n sign vectors when that is ≤ n_perm (exact test), else n_perm random ones."""
+    if n < 63 and 2**n <= n_perm:
+        codes = np.arange(2**n, dtype=np.int64)[:, None]
+        bits = (codes >> np.arange(n, dtype=np.int64)[None, :]) & 1
+        return 1.0 - 2.0 * bits, True
+    # the rng is only required when the test is not exact
+    return _as_rng(rng).choice(np.array([-1.0, 1.0]), size=(n_perm, n)), False
+
+
+def _tail_count(stat: np.ndarray, observed: float, alternative: Alternative) -> int:
+    # relative tolerance: flips that reproduce the observed statistic up to rounding count as "as extreme"
+    tol = 1e-12 * max(1.0, abs(observed))
+    if alternative == "greater":
+        return int(np.sum(stat >= observed - tol))
+    if alternative == "less":
+        return int(np.sum(stat <= observed + tol))
+    if alternative == "two-sided":
+        return int(np.sum(np.abs(stat) >= abs(observed) - tol))
+    raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', not {alternative!r}")
+
+
+def sign_flip_test(
+    x: np.ndarray | Sequence[float],
+    *,
+    null_value: float = 0.0,
+    alternative: Alternative = "greater",
+    n_perm: int = 10000,
+    rng: np.random.Generator | int | None = None,
+) -> SignFlipResult:
+    """One-sample sign-flip permutation test of mean(x − null_value) across subjects.
+
+    Exact enumeration of all 2^n sign patterns when 2^n ≤ ``n_perm`` (p = count / 2^n, the identity
+    included); otherwise Monte Carlo with p = (count + 1) / (n_perm + 1). NaN subjects are excluded and
+    counted in ``n_excluded``. Fewer than 2 finite subjects → NaN p-value.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    finite = np.isfinite(x)
+    d = x[finite] - float(null_value)
+    n = d.size
+    if n < 2:
+        stat = float(d.mean()) if n else np.nan
+        return SignFlipResult(stat, np.nan, n, int((~finite).sum()), 0, False)
+    observed = float(d.mean())
+    signs, exact = _sign_matrix(n, n_perm=n_perm, rng=rng)
+    null = signs @ d / n
+    count = _tail_count(null, observed, alternative)
+    p = count / signs.shape[0] if exact else (count + 1) / (signs.shape[0] + 1)
+    return SignFlipResult(observed, float(min(p, 1.0)), n, int((~finite).sum()), int(signs.shape[0]), exact)
+
+
+# --------------------------------------------------------------------------------------------------
+# bootstrap confidence interval over subjects
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Statistic of the finite subject values and its percentile bootstrap interval."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    n_used: int
+    n_excluded: int
+
+
+def bootstrap_ci(
+    x: np.ndarray | Sequence[float],
+    *,
+    n_boot: int = 10000,
+    ci: float = 0.95,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+    rng: np.random.Generator | int | None = None,
+) -> BootstrapResult:
+    """Percentile bootstrap CI of a statistic over subjects (resampling subjects with replacement).
+
+    ``statistic`` maps a (n_boot, n) array to (n_boot,) along axis 1 (default: mean). NaN subjects are
+    excluded and counted; fewer than 2 finite subjects → NaN interval.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    finite = np.isfinite(x)
+    v = x[finite]
+    n = v.size
+    stat = statistic if statistic is not None else (lambda a: np.mean(a, axis=-1))
+    estimate = float(stat(v[None, :])[0]) if n else np.nan
+    if n < 2:
+        return BootstrapResult(estimate, np.nan, np.nan, n, int((~finite).sum()))
+    idx = _as_rng(rng).integers(0, n, size=(n_boot, n))
+    boot = np.asarray(stat(v[idx]), dtype=float)
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha])
+    return BootstrapResult(estimate, float(lo), float(hi), n, int((~finite).sum()))
+
+
+# --------------------------------------------------------------------------------------------------
+# multiple comparisons
+
+
+def bh_fdr(p: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q); NaN p-values stay NaN and do not count towards m."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    pv = p[finite]
+    m = pv.size
+    if m == 0:
+        return q
+    order = np.argsort(pv)
+    scaled = pv[order] * m / np.arange(1, m + 1)
+    # step-up: q_(i) = min_{j ≥ i} p_(j) m / j
+    scaled = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(scaled, 1.0)
+    q[finite] = out
+    return q
+
+
+# --------------------------------------------------------------------------------------------------
+# paired comparison of two conditions within subjects
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Difference a − b across subjects: mean, effect size d_z, sign-flip p-value."""
+
+    mean_diff: float
+    dz: float
+    p_value: float
+    n_subjects: int
+    n_excluded: int
+    hedges: bool
+
+
+def hedges_correction(df: float) -> float:
+    """Exact small-sample bias factor J(df) = Γ(df/2) / (√(df/2) Γ((df−1)/2)) (NaN for df ≤ 1)."""
+    if not np.isfinite(df) or df <= 1:
+        return np.nan
+    return float(np.exp(special.gammaln(df / 2) - special.gammaln((df - 1) / 2)) / np.sqrt(df / 2))
+
+
+def paired_comparison(
+    a: np.ndarray | Sequence[float],
+    b: np.ndarray | Sequence[float],
+    *,
+    alternative: Alternative = "two-sided",
+    n_perm: int = 10000,
+    hedges: bool = False,
+    rng: np.random.Generator | int | None = None,
+) -> PairedResult:
+    """Paired comparison per subject: d = a − b, sign-flip test on mean(d), d_z = mean(d)/sd(d).
+
+    Subjects with NaN in either condition are excluded (counted). ``hedges=True`` multiplies d_z by
+    the exact bias factor J(n − 1). Zero-variance differences give NaN d_z.
+    """
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired conditions need one value per subject each: {a.shape} vs {b.shape}")
+    d = a - b
+    finite = np.isfinite(d)
+    dv = d[finite]
+    n = dv.size
+    test = sign_flip_test(dv, alternative=alternative, n_perm=n_perm, rng=rng)
+    if n >= 2:
+        sd = float(np.std(dv, ddof=1))
+        dz = float(dv.mean() / sd) if sd > 1e-15 * max(1.0, float(np.abs(dv).max())) else np.nan
+        if hedges:
+            dz *= hedges_correction(n - 1)
+    else:
+        dz = np.nan
+    return PairedResult(float(dv.mean()) if n else np.nan, dz, test.p_value, n, int((~finite).sum()), hedges)
+
+
+# --------------------------------------------------------------------------------------------------
+# hierarchy: sentences → subjects → group
+
+
+def subject_means(
+    table: pd.DataFrame,
+    *,
+    keys: Sequence[str] = ("model", "layer", "metric"),
+    subject_col: str = "subject",
+    value_col: str = "value",
+    baseline_col: str | None = None,
+    fisher_z_metrics: Collection[str] = (),
+    metric_col: str = "metric",
+) -> pd.DataFrame:
+    """Mean over sentences within each subject (in Fisher-z space for the metrics listed).
+
+    Returns one row per (keys, subject) with ``value`` (the subject mean, in z for Fisher metrics),
+    ``baseline`` (mean of ``baseline_col``, same space; NaN if not given), ``n_sentences`` (finite values)
+    and ``fisher`` (bool). NaN sentences are skipped; a subject with none gets NaN.
+    """
+    df = table.copy()
+    fisher = df[metric_col].isin(list(fisher_z_metrics)).to_numpy() if metric_col in df else np.zeros(len(df), bool)
+    v = df[value_col].to_numpy(dtype=float)
+    df["_v"] = np.where(fisher, fisher_z(v), v)
+    if baseline_col is not None:
+        bl = df[baseline_col].to_numpy(dtype=float)
+        df["_b"] = np.where(fisher, fisher_z(bl), bl)
+    else:
+        df["_b"] = np.nan
+    df["_fisher"] = fisher
+    group = [*keys, subject_col]
+    out = (
+        df.groupby(group, sort=True, dropna=False)
+        .agg(value=("_v", "mean"), baseline=("_b", "mean"), n_sentences=("_v", "count"), fisher=("_fisher", "any"))
+        .reset_index()
+    )
+    return out
+
+
+def group_summary(
+    subject_table: pd.DataFrame,
+    *,
+    keys: Sequence[str] = ("model", "layer", "metric"),
+    subject_col: str = "subject",
+    alternative: Alternative = "greater",
+    n_perm: int = 10000,
+    n_boot: int = 10000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Group statistics across subjects for each unit in ``keys`` (input: :func:`subject_means`).
+
+    Per unit: ``mean`` and percentile bootstrap ``ci_low``/``ci_high`` of the subject values
+    (back-transformed with tanh where ``fisher``), ``n_subjects`` (finite), ``n_excluded``, and
+    ``p_signflip`` of value − baseline (against 0 when no baseline was given); ``q_fdr`` is BH over all units.
+    Seeds are derived from ``seed`` and the unit's key values, so results do not depend on row order.
+    """
+    rows = []
+    for unit, g in subject_table.groupby(list(keys), sort=True, dropna=False):
+        unit = unit if isinstance(unit, tuple) else (unit,)
+        v = g["value"].to_numpy(dtype=float)
+        base = g["baseline"].to_numpy(dtype=float) if "baseline" in g else np.full(v.shape, np.nan)
+        # no baseline at all → test against 0; a subject missing its baseline is excluded, not tested vs 0
+        diff = v if np.all(np.isnan(base)) else v - base
+        fisher = bool(g["fisher"].any()) if "fisher" in g else False
+        boot = bootstrap_ci(v, n_boot=n_boot, ci=ci, rng=derive_seed(seed, "bootstrap", *unit))
+        test = sign_flip_test(
+            diff, alternative=alternative, n_perm=n_perm, rng=derive_seed(seed, "signflip", *unit)
+        )
+        back = inverse_fisher_z if fisher else (lambda t: np.asarray(t, dtype=float))
+        rows.append(
+            {
+                **dict(zip(keys, unit, strict=True)),
+                "mean": float(back(boot.estimate)),
+                "ci_low": float(back(boot.ci_low)),
+                "ci_high": float(back(boot.ci_high)),
+                "n_subjects": boot.n_used,
+                "n_excluded": boot.n_excluded,
+                "p_signflip": test.p_value,
+            }
+        )
+    out = pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "n_subjects", "n_excluded", "p_signflip"])
+    out["q_fdr"] = bh_fdr(out["p_signflip"].to_numpy(dtype=float))
+    return out

@@ -1,0 +1,220 @@
+# Shared configuration, validation and input functions. Rules contain no lambdas: every input,
+# params and resources callable is a named function here.
+import functools
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+
+report: "../report/workflow.rst"
+
+
+wildcard_constraints:
+    ds=r"[A-Za-z0-9]+",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    metric=r"[a-z0-9_]+",
+    sub=r"[A-Za-z0-9]+",
+
+
+PKG = Path(workflow.basedir).parent / "src" / "hearlike"
+TABLES = ["layer_profile", "window_profile", "topography", "model_ranking", "metric_agreement",
+          "prosody_groups", "affective_dissociation"]
+FIGURES = ["layer_profiles", "ranking_heatmap", "best_layer_bars", "window_timecourse", "topomaps",
+           "prosody_groups", "tnc", "null_diagnostics", "rdm_pair"]
+
+
+def check_config_references():
+    """Cross-checks the schema cannot express; errors name the config key to fix."""
+    from hearlike.metrics import METRICS
+    from hearlike.models.registry import load_registry
+
+    for ds in config["run"]:
+        if ds not in config["datasets"]:
+            raise ValueError(f"config.yaml: run lists {ds!r}, which is not a key of datasets")
+    registry = load_registry(Path(config["model_registry"]))
+    for m in config["models"]:
+        if m not in registry:
+            raise ValueError(f"config.yaml: models lists {m!r}, which is not in {config['model_registry']}")
+    for key in ("set", "topography"):
+        for name in config["metrics"][key]:
+            if name not in METRICS:
+                raise ValueError(f"config.yaml: metrics.{key} lists {name!r}; known metrics: {sorted(METRICS)}")
+    for name in config["windows"]["metrics"]:
+        if name not in config["metrics"]["set"]:
+            raise ValueError(f"config.yaml: windows.metrics lists {name!r}, which is not in metrics.set")
+    return registry
+
+
+REGISTRY = check_config_references()
+
+
+@functools.cache
+def adapter(ds):
+    from hearlike.datasets import make_adapter
+
+    return make_adapter(config["datasets"][ds])
+
+
+def dataset_settings(ds):
+    return config["datasets"][ds]
+
+
+def subjects(ds):
+    return adapter(ds).subjects()
+
+
+def is_demo(ds):
+    return config["datasets"][ds]["adapter"] == "demo"
+
+
+def model_path(model):
+    return f"{config['model_dir']}/{model}"
+
+
+def layer_names(model):
+    from hearlike.models.registry import layer_names as names
+
+    return names(REGISTRY[model])
+
+
+def all_outputs(wildcards):
+    out = []
+    for ds in config["run"]:
+        out += expand("results/{ds}/tables/{table}.tsv", ds=ds, table=TABLES)
+        out += expand("results/{ds}/figures/{figure}.png", ds=ds, figure=FIGURES)
+        out.append(f"results/{ds}/provenance.json")
+    return out
+
+
+# --- input functions -------------------------------------------------------------------------------
+
+
+def bids_input(wildcards):
+    """The demo's BIDS tree is made by a rule; a real dataset's already exists."""
+    return [dataset_settings(wildcards.ds)["bids_root"]] if is_demo(wildcards.ds) else []
+
+
+def word_table_input(wildcards):
+    return [str(Path(dataset_settings(wildcards.ds)["stimuli_dir"]))]
+
+
+def model_input(wildcards):
+    """The model snapshot; real models must have been downloaded (the message says how)."""
+    path = model_path(wildcards.model)
+    entry = REGISTRY[wildcards.model]
+    if entry.builder is None and not Path(path, "config.json").exists():
+        raise ValueError(
+            f"model {wildcards.model!r} is not available locally at {path}. Download it once on a machine with "
+            f"internet access: python -m hearlike.models.download {wildcards.model} --dest {path}  "
+            f"(pinned revision from {config['model_registry']})"
+        )
+    return path
+
+
+def planted_layer_file(wildcards):
+    demo = dataset_settings(wildcards.ds)["demo"]
+    return f"results/{wildcards.ds}/activations/{demo['planted_model']}"
+
+
+def metric_code(wildcards):
+    """The source file implementing the metric: editing it reruns only that metric's jobs."""
+    from hearlike.metrics import module_path
+
+    return str(module_path(wildcards.metric))
+
+
+def metric_settings(wildcards):
+    return config["metrics"]["settings"].get(wildcards.metric, {})
+
+
+def metric_tables(wildcards):
+    return expand("results/{ds}/metrics/{model}/{metric}/sub-{sub}.tsv", ds=wildcards.ds, model=config["models"],
+                  metric=config["metrics"]["set"], sub=subjects(wildcards.ds))
+
+
+def electrode_tables(wildcards):
+    return expand("results/{ds}/metrics/{model}/{metric}/sub-{sub}_electrodes.tsv", ds=wildcards.ds,
+                  model=config["models"], metric=config["metrics"]["set"], sub=subjects(wildcards.ds))
+
+
+def window_tables(wildcards):
+    return expand("results/{ds}/windows/{model}/sub-{sub}.tsv", ds=wildcards.ds, model=config["models"],
+                  sub=subjects(wildcards.ds))
+
+
+def feature_bundles(wildcards):
+    return expand("results/{ds}/features/{model}.npz", ds=wildcards.ds, model=config["models"])
+
+
+def segment_bundles(wildcards):
+    return expand("results/{ds}/eeg/sub-{sub}_segments.npz", ds=wildcards.ds, sub=subjects(wildcards.ds))
+
+
+def aligned_bundles(wildcards):
+    return expand("results/{ds}/aligned/{model}/sub-{sub}.npz", ds=wildcards.ds, model=config["models"],
+                  sub=subjects(wildcards.ds))
+
+
+# --- resources ----------------------------------------------------------------------------------------
+
+
+def extraction_gpus(wildcards):
+    return REGISTRY[wildcards.model].resources.gpu
+
+
+def extraction_mem_mb(wildcards, attempt):
+    return REGISTRY[wildcards.model].resources.mem_mb * attempt
+
+
+def extraction_runtime(wildcards, attempt):
+    return REGISTRY[wildcards.model].resources.runtime * attempt
+
+
+def extraction_batch_size(wildcards, attempt):
+    """Halve the batch on each retry (a CUDA out-of-memory failure is the usual reason to retry)."""
+    return max(1, config["extraction"]["batch_size"] // (2 ** (attempt - 1)))
+
+
+def demo_params(wildcards):
+    return dataset_settings(wildcards.ds)["demo"]
+
+
+def per_electrode(wildcards):
+    """Whether this metric is also computed per electrode (a per-metric flag, so the list's other entries don't rerun it)."""
+    return wildcards.metric in config["metrics"]["topography"]
+
+
+def window_code(wildcards):
+    from hearlike.metrics import module_path
+
+    return sorted({str(module_path(m)) for m in config["windows"]["metrics"]} | {str(PKG / "windows.py")})
+
+
+def window_metric_settings(wildcards):
+    return {m: config["metrics"]["settings"].get(m, {}) for m in config["windows"]["metrics"]}
+
+
+def activations_of(model):
+    return f"results/{{ds}}/activations/{model}"
+
+
+def all_activations(wildcards):
+    return expand("results/{ds}/activations/{model}", ds=wildcards.ds, model=config["models"])
+
+
+def metric_families(wildcards):
+    from hearlike.metrics import METRICS
+
+    return {m: METRICS[m].family for m in config["metrics"]["set"]}
+
+
+def montage_of(wildcards):
+    return dataset_settings(wildcards.ds)["montage"]
