@@ -25,34 +25,34 @@ import soundfile as sf
 
 SR = 16_000
 SENTENCES = [
-    "The old man walked slowly down to the harbour.",
+    "The old man walked slowly down to the harbour before the sun came up.",
     "A small boat was waiting near the stone wall.",
-    "The children laughed and ran across the bright field.",
+    "The children laughed and ran across the bright field behind the school.",
     "She opened the window to let the morning in.",
-    "Nobody came to the funeral on that grey day.",
-    "The river carried leaves past the quiet mill.",
-    "He counted the coins twice before he paid.",
+    "Nobody came to the funeral.",
+    "The river carried leaves past the quiet mill and under the old bridge.",
+    "He counted the coins twice before he paid the smiling baker.",
     "The letter said that his brother had died.",
-    "Birds were singing in the tall green trees.",
-    "The market was full of fruit and loud voices.",
-    "Her dog was lost and never found again.",
+    "Birds were singing in the tall green trees along the road.",
+    "The market was full of fruit and loud happy voices that morning.",
+    "Her dog was lost and never found.",
     "We cooked a simple dinner over the fire.",
-    "The train left the station just after noon.",
-    "The house stood empty after the long winter.",
+    "The train left the station just after noon with every seat taken.",
+    "The house stood empty after the winter.",
     "A cold wind blew through the broken door.",
-    "They painted the fence a cheerful shade of blue.",
-    "The teacher read a story about a clever fox.",
-    "Everything he loved was gone in the flood.",
-    "My grandmother planted roses by the gate.",
+    "They painted the fence a cheerful shade of blue last summer.",
+    "The teacher read a story about a clever fox and a greedy crow.",
+    "Everything he loved was gone.",
+    "My grandmother planted roses by the gate every single spring.",
     "The lamp flickered as the storm grew worse.",
     "He sat alone and watched the ashes cool.",
-    "A musician played the violin in the square.",
-    "The baker sold warm bread to the early crowd.",
-    "Nobody answered when she called his name.",
+    "A musician played the violin in the square for the crowd.",
+    "The baker sold warm bread to the early crowd at the market.",
+    "Nobody answered when she called.",
 ]
 N_NEGATIVE = 8
 SENTENCES_PER_RUN = 12
-WORD_GAP_S = {"neutral": 0.04, "negative": 0.09}
+WORD_GAP_S = {"neutral": 0.04, "negative": 0.08}
 SENTENCE_GAP_S = 0.9
 LEAD_IN_S = 1.0
 
@@ -78,7 +78,11 @@ def synth_word(word: str, *, pitch: int, speed: int, amplitude: int, pitch_range
 def main(out: Path, seed: int = 7) -> None:
     """Synthesise the demo runs and tables into ``out``."""
     rng = np.random.default_rng(seed)
-    negative = set(rng.choice(len(SENTENCES), size=N_NEGATIVE, replace=False).tolist())
+    # Negative prosody is slower, so the negative set is drawn among the shorter texts: sentence
+    # durations then overlap between groups and duration can be controlled for statistically.
+    n_words = np.array([len(s.split()) for s in SENTENCES])
+    shorter = np.flatnonzero(n_words <= np.sort(n_words)[12])
+    negative = set(rng.choice(shorter, size=N_NEGATIVE, replace=False).tolist())
     out.mkdir(parents=True, exist_ok=True)
     words, truth = [], []
     for run in range(len(SENTENCES) // SENTENCES_PER_RUN):
@@ -90,7 +94,7 @@ def main(out: Path, seed: int = 7) -> None:
             group = "negative" if idx in negative else "neutral"
             jitter = int(rng.integers(-4, 5))
             if group == "negative":
-                voice = dict(pitch=22 + jitter, speed=118, amplitude=55, pitch_range="x-low")
+                voice = dict(pitch=22 + jitter, speed=130, amplitude=55, pitch_range="x-low")
             else:
                 voice = dict(pitch=52 + jitter, speed=172, amplitude=100, pitch_range="medium")
             tokens = SENTENCES[idx].rstrip(".").split()

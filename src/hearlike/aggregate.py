@@ -114,10 +114,10 @@ def rank_models(*, profile: Path, subjects: Path, n_bootstrap: int, seed: int, o
 
     prof = read_tsv(profile)
     subj = read_tsv(subjects, dtype={"subject": str})
-    table = ranking.model_ranking(layer_profile=prof, subject_values=subj, n_bootstrap=n_bootstrap, seed=seed)
-    agreement, w = ranking.metric_agreement(table)
-    write_tsv(table, out_ranking)
-    agreement = pd.concat([agreement, pd.DataFrame([{"metric_a": "ALL", "metric_b": "kendall_w", "spearman": np.nan,
-                                                     "kendall": np.nan, "kendall_w": w}])], ignore_index=True)
+    result = ranking.rank_dependence(profile=prof, subject_values=subj, n_boot=n_bootstrap, seed=seed)
+    write_tsv(result.model_ranking, out_ranking)
+    w = result.concordance
+    agreement = pd.concat([result.metric_agreement,
+                           w.assign(metric_a="ALL", metric_b="kendall_w")], ignore_index=True)
     write_tsv(agreement, out_agreement)
-    return table
+    return result.model_ranking

@@ -12,9 +12,9 @@ import pandas as pd
 
 from hearlike import nulls as null_dist
 from hearlike.align import group_layers, zscore_columns
-from hearlike.io import load_npz_dict, sentence_key, write_tsv
+from hearlike.io import load_npz_dict, read_tsv, sentence_key, write_tsv
 from hearlike.metrics import METRICS, compute_battery
-from hearlike.seeding import rng as make_rng
+from hearlike.seeding import derive_seed
 from hearlike.stats import fisher_z, inverse_fisher_z
 
 log = logging.getLogger(__name__)
@@ -43,55 +43,58 @@ def metric_job(*, metric: str, model: str, subject: str, aligned: Path, features
                out_values: Path, out_electrodes: Path) -> pd.DataFrame:
     """Step function: ``metric`` for every (sentence, layer) of one subject and model, plus its nulls.
 
-    Columns: observed value, the circular-shift null (mean, SD, p), the sentence-mismatch null (mean, p)
-    and, for RSA-Spearman, the paper's frame-permutation p-value (code-faithful, anti-conservative).
+    Columns: observed value; ``null_mean``/``null_sd`` of the sentence-mismatch null (partners at least as
+    long, cropped: an unbiased baseline at the sentence's own length), its p-value; the circular-shift
+    null (mean, SD, p); and, for RSA-Spearman only, the paper's frame-permutation p-value
+    (``p_frameperm_codefaithful``: anti-conservative, kept for comparison).
     """
     eeg, emeta = load_npz_dict(aligned)
     feats, fmeta = load_npz_dict(features)
     spec = METRICS[metric]
     settings = dict(settings)
-    rows: list[dict[str, Any]] = []
+    tables: list[pd.DataFrame] = []
     electrode_rows: list[dict[str, Any]] = []
     sids = [int(s) for s in emeta["sentence_ids"]]
-    rng = make_rng(seed, "metric", model, metric, subject)
 
     def battery(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         return compute_battery(X, Y, metrics=[metric], settings={metric: settings})[metric]
 
+    def batch_score(X: np.ndarray, Ys: np.ndarray) -> np.ndarray:
+        return battery(X[None], Ys)[0]
+
     for timebase, layers in group_layers(fmeta["layers"]).items():
         pairs = {sid: sentence_pair(eeg, feats, timebase, layers, sid) for sid in sids}
-        per_el: list[np.ndarray] = []
-        for sid, (X, Y, times) in pairs.items():
-            T = len(X)
-            observed = battery(X[None], Y)[0] if T >= 3 else np.full(len(layers), np.nan)
-            rate = 1.0 / float(np.median(np.diff(times[:, 0]))) if T > 1 else np.nan
-            shift_idx = null_dist.circular_shift_indices(
-                null_dist.draw_circular_shifts(n_frames=T, frame_rate_hz=rate, min_shift_s=nulls_cfg(nulls, "min_shift_s"),
-                                           n_shifts=nulls_cfg(nulls, "circular_shift"), rng=rng), T) if T >= 3 else np.empty((0, T), int)
-            shift = _reindexed_scores(battery, X, Y, shift_idx)
-            if metric in FRAMEPERM_METRICS and nulls_cfg(nulls, "frame_permutation") > 0 and T >= 3:
-                perm_idx = null_dist.draw_frame_permutations(n_frames=T, n_perm=nulls_cfg(nulls, "frame_permutation"), rng=rng)
-                perm = _reindexed_scores(battery, X, Y, perm_idx)
-            else:
-                perm = np.empty((len(layers), 0))
-            for li, layer in enumerate(layers):
-                s = null_dist.summarize_null(float(observed[li]), shift[li])
-                p_perm = null_dist.p_value_greater(float(observed[li]), perm[li]) if perm.shape[1] else np.nan
-                rows.append(dict(subject=subject, sentence_id=sid, model=model, layer=layer, metric=metric,
-                                 value=float(observed[li]), n_frames=T, null_mean=s.null_mean, null_sd=s.null_sd,
-                                 p_shift=s.p_value, p_frameperm_codefaithful=p_perm))
-            if per_electrode:
-                Xe = X.T[:, :, None]
-                per_el.append(battery(Xe, Y) if T >= 3 else np.full((X.shape[1], len(layers)), np.nan))
-        _add_mismatch(rows, pairs, layers, battery, nulls_cfg(nulls, "sentence_mismatch"), rng)
-        if per_electrode and per_el:
-            stack = np.stack(per_el)  # sentences × channels × layers
-            pooled = inverse_fisher_z(np.nanmean(fisher_z(stack), axis=0)) if spec.fisher_z else np.nanmean(stack, axis=0)
+        pairs = {sid: p for sid, p in pairs.items() if len(p[0]) >= 3}
+        if not pairs:
+            log.warning("%s %s: no sentence has 3 valid frames on the %s timebase", model, subject, timebase)
+            continue
+        rate = float(np.median([1.0 / np.median(np.diff(t[:, 0])) for _, _, t in pairs.values() if len(t) > 1]))
+        for li, layer in enumerate(layers):
+            table = null_dist.sentence_null_table(
+                eeg={sid: X for sid, (X, _, _) in pairs.items()},
+                model={sid: Y[li] for sid, (_, Y, _) in pairs.items()},
+                frame_rate_hz=rate, seed=derive_seed(seed, "metric", model, metric, subject, layer),
+                batch_score=batch_score, min_shift_s=nulls_cfg(nulls, "min_shift_s"),
+                n_shifts=nulls_cfg(nulls, "circular_shift"), n_mismatch=nulls_cfg(nulls, "sentence_mismatch") or None,
+                n_perm_codefaithful=nulls_cfg(nulls, "frame_permutation") if metric in FRAMEPERM_METRICS else 0,
+            )
+            table.insert(0, "subject", subject)
+            table.insert(2, "model", model)
+            table.insert(3, "layer", layer)
+            table.insert(4, "metric", metric)
+            table.insert(6, "n_frames", [len(pairs[sid][0]) for sid in table["sentence_id"]])
+            tables.append(table)
+        if per_electrode:
+            # per electrode: each channel's frame series alone (|xi − xj| RDMs for RSA), sentences pooled
+            per_el = np.stack([battery(X.T[:, :, None], Y) for X, Y, _ in pairs.values()
+                               if X.shape[1] == len(emeta["ch_names"])])
+            pooled = (inverse_fisher_z(np.nanmean(fisher_z(per_el), axis=0)) if spec.fisher_z
+                      else np.nanmean(per_el, axis=0))
             for ci, ch in enumerate(emeta["ch_names"]):
                 for li, layer in enumerate(layers):
                     electrode_rows.append(dict(subject=subject, model=model, layer=layer, metric=metric, channel=ch,
                                                value=float(pooled[ci, li])))
-    table = pd.DataFrame(rows).sort_values(["layer", "sentence_id"], kind="stable")
+    table = pd.concat(tables, ignore_index=True).sort_values(["layer", "sentence_id"], kind="stable")
     n_nan = int(table["value"].isna().sum())
     if n_nan:
         log.warning("%d of %d (sentence, layer) values are NaN (degenerate input); they are excluded downstream",
@@ -109,35 +112,52 @@ def nulls_cfg(cfg: Mapping[str, Any], key: str) -> Any:
     return cfg[key]
 
 
-def _reindexed_scores(battery: Any, X: np.ndarray, Y: np.ndarray, idx: np.ndarray, chunk: int = 32) -> np.ndarray:
-    """(L, B) scores of X against every layer's features re-indexed in time by each row of ``idx``."""
-    L, B = Y.shape[0], idx.shape[0]
-    if B == 0:
-        return np.empty((L, 0))
-    out = np.empty((L, B))
-    for a in range(0, B, chunk):
-        sub = idx[a : a + chunk]
-        Ys = Y[:, sub].reshape(L * len(sub), *Y.shape[1:])  # (L·b, T, k)
-        out[:, a : a + len(sub)] = battery(X[None], Ys)[0].reshape(L, len(sub))
-    return out
+WINDOW_METHODS = {"rsa_spearman": "spearman", "rsa_pearson": "pearson"}
 
 
-def _add_mismatch(rows: list[dict[str, Any]], pairs: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  layers: list[str], battery: Any, n_mismatch: int, rng: np.random.Generator) -> None:
-    """Sentence-mismatch null per (sentence, layer): EEG of s against the features of other sentences."""
-    sids = [sid for sid, (X, _, _) in pairs.items() if len(X) >= 3]
-    by_key = {(r["sentence_id"], r["layer"]): r for r in rows if r["layer"] in layers}
-    for r in by_key.values():
-        r.setdefault("mismatch_null_mean", np.nan)
-        r.setdefault("p_mismatch", np.nan)
-    if n_mismatch == 0 or len(sids) < 2:
-        return
-    n_channels = min(pairs[s][0].shape[1] for s in sids)
-    for li, layer in enumerate(layers):
-        scores = null_dist.mismatch_score_matrix(eeg=[pairs[s][0][:, :n_channels] for s in sids],
-                                             model=[pairs[s][1][li] for s in sids],
-                                             score_matrix=battery)
-        for sid, res in zip(sids, null_dist.sentence_mismatch_null_per_sentence(scores, n_mismatch=n_mismatch, rng=rng),
-                            strict=True):
-            by_key[(sid, layer)]["mismatch_null_mean"] = res.null_mean
-            by_key[(sid, layer)]["p_mismatch"] = res.p_value
+def window_job(*, model: str, subject: str, segments: Path, features: Path, words: Path, sentences: Path,
+               windows: Mapping[str, Any], settings: Mapping[str, Any], out: Path) -> pd.DataFrame:
+    """Step function: time-windowed RSA of one subject and model, for every layer, window and electrode.
+
+    ``lock: word`` (default): items are all words of the subject's sentences, the model vector of a word
+    is the mean of its frames, the EEG vector the mean in [onset + start, onset + end) — so a window's
+    latency is where the response to the word lives. ``lock: sentence``: the paper's windows from the
+    sentence onset, the same window cut from EEG and model frames (no latency; NaN below 3 frames).
+    """
+    from hearlike import windows as win
+
+    seg, smeta = load_npz_dict(segments)
+    feats, fmeta = load_npz_dict(features)
+    sfreq = float(smeta["sfreq"])
+    sids = [int(s) for s in smeta["sentence_ids"]]
+    eeg = {sid: np.concatenate([seg[sentence_key(sid)], seg[sentence_key(sid) + ".post"]], axis=1) for sid in sids}
+    wins = win.windows_from_config(erp=windows["erp"], sliding=windows["sliding"])
+    words_rel = win.words_relative_to_sentences(read_tsv(words), read_tsv(sentences))
+    frames: list[pd.DataFrame] = []
+    for metric in windows["metrics"]:
+        if metric not in WINDOW_METHODS:
+            raise ValueError(f"config.yaml: windows.metrics lists {metric!r}; windowed analyses support "
+                             f"{sorted(WINDOW_METHODS)}")
+        for layer in fmeta["layers"]:
+            timebase = layer.split(".", 1)[0]
+            model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}"] for sid in sids}
+            times = {sid: feats[f"{timebase}/{sentence_key(sid)}.times"] for sid in sids}
+            if windows["lock"] == "word":
+                wf = win.word_locked_features(eeg=eeg, sfreq=sfreq, model=model_feats, frame_times=times,
+                                              words=words_rel, windows=wins)
+                table = win.window_rsa(eeg_features=wf.eeg, model_features=wf.model, windows=wf.windows,
+                                       channel_names=smeta["ch_names"], method=WINDOW_METHODS[metric])
+            else:
+                table = win.sentence_locked_subject_rsa(eeg={sid: seg[sentence_key(sid)] for sid in sids},
+                                                        sfreq=sfreq, model=model_feats, frame_times=times,
+                                                        windows=wins, channel_names=smeta["ch_names"],
+                                                        method=WINDOW_METHODS[metric])
+            table.insert(0, "subject", subject)
+            table.insert(1, "model", model)
+            table.insert(2, "layer", layer)
+            table.insert(3, "metric", metric)
+            table.insert(4, "lock", windows["lock"])
+            frames.append(table)
+    result = pd.concat(frames, ignore_index=True)
+    write_tsv(result, out)
+    return result

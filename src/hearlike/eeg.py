@@ -29,6 +29,16 @@ def bids_path(adapter: DatasetAdapter, rec: Recording) -> BIDSPath:
 
 
 def read_recording(adapter: DatasetAdapter, rec: Recording) -> mne.io.BaseRaw:
+    """Read one recording (the adapter's own checked reader when it has one, else ``read_raw_bids``)."""
+    reader = getattr(adapter, "read_raw", None)
+    if reader is not None:
+        raw = reader(rec)
+        raw.load_data(verbose=False)
+        return raw
+    return read_bids_recording(adapter, rec)
+
+
+def read_bids_recording(adapter: DatasetAdapter, rec: Recording) -> mne.io.BaseRaw:
     """Read one recording with ``read_raw_bids``; errors name the missing file."""
     bp = bids_path(adapter, rec)
     matches = bp.match()

@@ -12,7 +12,6 @@ import pandas as pd
 from hearlike import figures
 from hearlike.io import load_npz_dict, read_tsv, sentence_key
 
-ERP_WINDOWS = ["N100", "P200", "N200", "N400", "w250_500_paper", "P600"]
 
 
 def correlation_rdm(x: np.ndarray) -> np.ndarray:
@@ -34,6 +33,7 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
     profile = t["layer_profile"]
     figures.plot_layer_profiles(layer_profile=profile, out=outputs["layer_profiles"], x=depth_axis, dpi=dpi)
     agreement = t["metric_agreement"]
+    agreement = agreement[agreement["criterion"] == "best_layer"]
     w_row = agreement[agreement["metric_b"] == "kendall_w"]
     kendall_w = float(w_row["kendall_w"].iloc[0]) if len(w_row) else float("nan")
     figures.plot_ranking_heatmap(model_ranking=t["model_ranking"], metric_agreement=agreement[agreement["metric_a"] != "ALL"],
@@ -44,12 +44,13 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
     metric = windows["metric"].iloc[0]
     best = best_layers(profile, metric)
     window_best = {m: layer for m, layer in zip(best["model"], best["layer"], strict=True)}
+    erp = [w for w in windows["window"].unique() if not str(w).startswith("sl")]
     figures.plot_window_timecourse(window_profile=windows, out=outputs["window_timecourse"], layers=window_best,
-                                   dpi=dpi)
+                                   erp_windows=erp, dpi=dpi)
     top = best.sort_values("mean").iloc[-1]
     topo = t["topography"]
     figures.plot_topomaps(topography=topo[topo["lock"] == topo["lock"].iloc[0]], montage=montage,
-                          out=outputs["topomaps"], windows=[w for w in ERP_WINDOWS if w in set(topo["window"])],
+                          out=outputs["topomaps"], windows=[w for w in topo["window"].unique() if not str(w).startswith("sl")],
                           model=top["model"], layer=top["layer"], metric=metric, dpi=dpi)
     figures.plot_prosody_groups(prosody_groups=t["prosody_groups"],
                                 per_subject=read_tsv(inputs["prosody_subjects"], dtype={"subject": str}),

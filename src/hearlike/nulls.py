@@ -6,8 +6,13 @@ RSA/CKA (near-diagonal RDM entries are small on both sides). A valid null must k
 * **circular shift** – the model features are rotated in time by at least ``min_shift_s`` (default 1 s),
   which keeps each signal's autocorrelation and breaks only their alignment (one sentence suffices);
 * **sentence mismatch** – the EEG of sentence s is scored against the model features of other
-  sentences; all sentences are first resampled to one common number of frames by linear interpolation
-  along time (observed and null scores alike), so the test needs several sentences;
+  sentences. Lengths differ, so sentences are *cropped* to a common length from their onset (never
+  stretched: stretching changes each sentence's time scale by its own factor and made the null
+  anti-conservative in simulation, see tests/test_nulls.py). Per sentence, partners are the sentences
+  at least as long, cut to its length (:func:`sentence_mismatch_scores`); for the mean over sentences,
+  all sentences are cut to the shortest one and model labels are permuted (:func:`mismatch_score_matrix`,
+  :func:`sentence_mismatch_null`). Linear interpolation to a common length stays available as
+  ``length_mode="interpolate"`` for comparison;
 * **frame permutation** (the paper's code, METHODS §6.1, bug B19) – shuffling frames destroys the
   temporal structure of one side only and is badly anti-conservative; kept only as a column labelled
   ``codefaithful``.
@@ -17,19 +22,22 @@ depend on :mod:`hearlike.metrics`. Optional batched callables make the nulls fas
 ``hearlike.metrics.compute_battery`` (EEG batch × model batch), e.g.
 ``batch_score=lambda X, Ys: compute_battery(X[None], Ys, metrics=[m])[m][0]`` and
 ``score_matrix=lambda Xs, Ys: compute_battery(Xs, Ys, metrics=[m])[m]``.
-For RSA-Spearman, :func:`rdm_spearman_permutation_null` and :func:`rdm_spearman_score_matrix` work on
-precomputed RDM vectors (all electrodes at once) and rank each RDM only once.
+For RSA-Spearman, :func:`rdm_spearman_permutation_null` works on precomputed RDM vectors (all
+electrodes at once) and ranks each RDM only once.
 
 All p-values are one-sided (larger score = more alignment): p = (#{null ≥ observed} + 1) / (B + 1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 
+from hearlike.seeding import derive_seed
 from hearlike.stats import standardized_ranks
 
 Score = Callable[[np.ndarray, np.ndarray], float]
@@ -37,6 +45,7 @@ Score = Callable[[np.ndarray, np.ndarray], float]
 BatchScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: score_matrix(Xs (S,T,p), Ys (S,T,q)) -> (S,S), entry [s, s'] = score(Xs[s], Ys[s'])
 ScoreMatrix = Callable[[np.ndarray, np.ndarray], np.ndarray]
+LengthMode = Literal["crop", "interpolate"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,11 @@ class NullResult:
 
     def as_row(self, prefix: str) -> dict[str, float]:
         """``{prefix}_null_mean``, ``{prefix}_null_sd``, ``p_{prefix}`` for a tidy table row."""
-        return {f"{prefix}_null_mean": self.null_mean, f"{prefix}_null_sd": self.null_sd, f"p_{prefix}": self.p_value}
+        return {
+            f"{prefix}_null_mean": self.null_mean,
+            f"{prefix}_null_sd": self.null_sd,
+            f"p_{prefix}": self.p_value,
+        }
 
 
 def p_value_greater(observed: float, null: np.ndarray) -> float:
@@ -88,15 +101,23 @@ def min_shift_frames(*, min_shift_s: float, frame_rate_hz: float) -> int:
 
 
 def draw_circular_shifts(
-    *, n_frames: int, frame_rate_hz: float, min_shift_s: float = 1.0, n_shifts: int = 200, rng: np.random.Generator
+    *,
+    n_frames: int,
+    frame_rate_hz: float,
+    min_shift_s: float = 1.0,
+    n_shifts: int = 200,
+    min_distinct_shifts: int = 10,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Shifts drawn uniformly (with replacement) from [m, T − m], m = :func:`min_shift_frames`.
 
-    Both directions are covered because a shift of k forward is T − k backward. Returns an empty array
-    when the sentence is shorter than 2m frames (no admissible shift; the null is then NaN).
+    Both directions are covered because a shift of k forward is T − k backward. When fewer than
+    ``min_distinct_shifts`` shifts are admissible (sentence shorter than about 2m frames) an empty array
+    is returned and the null is NaN: a handful of neighbouring shifts gives nearly identical scores,
+    and a p-value from them is meaningless (e.g. one admissible shift → p is 1/(B+1) or 1).
     """
     m = min_shift_frames(min_shift_s=min_shift_s, frame_rate_hz=frame_rate_hz)
-    if n_frames - m < m:
+    if n_frames - 2 * m + 1 < max(1, min_distinct_shifts):
         return np.empty(0, dtype=np.int64)
     return rng.integers(m, n_frames - m + 1, size=n_shifts, dtype=np.int64)
 
@@ -125,20 +146,26 @@ def null_scores(
     eeg = np.asarray(eeg)
     model = np.asarray(model)
     if eeg.shape[0] != model.shape[0]:
-        raise ValueError(f"EEG and model must have the same number of frames: {eeg.shape[0]} vs {model.shape[0]}")
+        raise ValueError(
+            f"EEG and model must have the same number of frames: {eeg.shape[0]} vs {model.shape[0]}"
+        )
     indices = np.asarray(indices, dtype=np.int64)
     if indices.shape[0] == 0:
         return np.empty(0)
     if batch_score is not None:
-        parts = [np.asarray(batch_score(eeg, model[indices[i : i + chunk]]), dtype=float).ravel()
-                 for i in range(0, indices.shape[0], chunk)]
+        parts = [
+            np.asarray(batch_score(eeg, model[indices[i : i + chunk]]), dtype=float).ravel()
+            for i in range(0, indices.shape[0], chunk)
+        ]
         return np.concatenate(parts)
     if score is None:
         raise ValueError("pass score or batch_score")
     return np.array([score(eeg, model[idx]) for idx in indices], dtype=float)
 
 
-def _observed(eeg: np.ndarray, model: np.ndarray, score: Score | None, batch_score: BatchScore | None) -> float:
+def _observed(
+    eeg: np.ndarray, model: np.ndarray, score: Score | None, batch_score: BatchScore | None
+) -> float:
     if score is not None:
         return float(score(eeg, model))
     if batch_score is None:
@@ -157,19 +184,30 @@ def circular_shift_null(
     observed: float | None = None,
     min_shift_s: float = 1.0,
     n_shifts: int = 200,
+    min_distinct_shifts: int = 10,
 ) -> NullResult:
     """Circular time-shift null for one sentence: score(EEG, roll(model, k)) for random k ≥ min shift.
 
     ``eeg`` (T, p) and ``model`` (T, q) share the frame axis. ``observed`` defaults to score(eeg, model).
-    A sentence shorter than 2 · min shift gives NaN null statistics and p-value.
+    Too short a sentence (see :func:`draw_circular_shifts`) gives NaN null statistics and p-value.
+    The rotation joins the model's last frame to its first; for very smooth signals this seam lowers
+    the null slightly (measured in tests/test_nulls.py), so prefer long sentences and rates where the
+    signals' correlation time is short relative to T.
     """
     n_frames = np.asarray(model).shape[0]
     obs = _observed(eeg, model, score, batch_score) if observed is None else float(observed)
     shifts = draw_circular_shifts(
-        n_frames=n_frames, frame_rate_hz=frame_rate_hz, min_shift_s=min_shift_s, n_shifts=n_shifts, rng=rng
+        n_frames=n_frames,
+        frame_rate_hz=frame_rate_hz,
+        min_shift_s=min_shift_s,
+        n_shifts=n_shifts,
+        min_distinct_shifts=min_distinct_shifts,
+        rng=rng,
     )
     idx = circular_shift_indices(shifts, n_frames)
-    return summarize_null(obs, null_scores(eeg=eeg, model=model, indices=idx, score=score, batch_score=batch_score))
+    return summarize_null(
+        obs, null_scores(eeg=eeg, model=model, indices=idx, score=score, batch_score=batch_score)
+    )
 
 
 def frame_permutation_null_codefaithful(
@@ -189,7 +227,9 @@ def frame_permutation_null_codefaithful(
     n_frames = np.asarray(model).shape[0]
     obs = _observed(eeg, model, score, batch_score) if observed is None else float(observed)
     idx = draw_frame_permutations(n_frames=n_frames, n_perm=n_perm, rng=rng)
-    return summarize_null(obs, null_scores(eeg=eeg, model=model, indices=idx, score=score, batch_score=batch_score))
+    return summarize_null(
+        obs, null_scores(eeg=eeg, model=model, indices=idx, score=score, batch_score=batch_score)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,24 +272,18 @@ def rdm_spearman_permutation_null(
     if e.shape[1] != m.size:
         raise ValueError(f"EEG RDMs have {e.shape[1]} pairs, the model RDM {m.size}")
     observed = e @ m
-    sq = _square_from_condensed(m, n_frames)
-    iu, ju = np.triu_indices(n_frames, k=1)
-    indices = np.asarray(indices, dtype=np.int64)
+    flat_sq = _square_from_condensed(m, n_frames).ravel()
+    # int32 flat indices into the square RDM: the gathers dominate the cost, and this halves their traffic
+    iu, ju = (a.astype(np.int32) for a in np.triu_indices(n_frames, k=1))
+    indices = np.asarray(indices).astype(np.int32)
     null = np.empty((e.shape[0], indices.shape[0]))
     for start in range(0, indices.shape[0], chunk):
         idx = indices[start : start + chunk]
-        permuted = sq[idx[:, iu], idx[:, ju]]  # (b, N): RDM of model[idx] in condensed order
+        permuted = flat_sq.take(idx[:, iu] * np.int32(n_frames) + idx[:, ju])  # (b, N): RDM of model[idx]
         null[:, start : start + chunk] = e @ permuted.T
     if single:
         return observed[0], null[0]
     return observed, null
-
-
-def rdm_spearman_score_matrix(*, eeg_rdms: np.ndarray, model_rdms: np.ndarray) -> np.ndarray:
-    """(S, S) Spearman RSA of every EEG RDM (rows) against every model RDM (columns), one matrix product."""
-    return standardized_ranks(np.asarray(eeg_rdms, dtype=float)) @ standardized_ranks(
-        np.asarray(model_rdms, dtype=float)
-    ).T
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,70 +308,166 @@ def resample_time(x: np.ndarray, n_frames: int) -> np.ndarray:
     return (1.0 - w) * x[lo] + w * x[hi]
 
 
-def common_length(lengths: Sequence[int]) -> int:
-    """Default common number of frames for the mismatch null: the median sentence length."""
+def common_length(lengths: Sequence[int] | np.ndarray) -> int:
+    """Default common number of frames for ``length_mode="interpolate"``: the median sentence length."""
     return int(np.round(np.median(np.asarray(lengths, dtype=float))))
+
+
+def _check_sentences(
+    eeg: Sequence[np.ndarray], model: Sequence[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if len(eeg) != len(model):
+        raise ValueError(f"{len(eeg)} EEG sentences but {len(model)} model sentences")
+    xs = [np.asarray(x, dtype=float) for x in eeg]
+    ys = [np.asarray(y, dtype=float) for y in model]
+    for s, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"sentence {s}: EEG has {x.shape[0]} frames, model {y.shape[0]}")
+    return xs, ys
+
+
+@dataclass(frozen=True)
+class MismatchScores:
+    """Per sentence: its own score and its scores against other sentences' model features."""
+
+    observed: np.ndarray
+    null: list[np.ndarray]
+    partners: list[np.ndarray]
+    n_frames: np.ndarray
+    length_mode: str
+
+
+def _pool(n: int, s: int, lengths: np.ndarray, mode: LengthMode) -> np.ndarray:
+    others = np.delete(np.arange(n), s)
+    if mode == "crop":
+        # only sentences at least as long can lend an equal-length stretch from their onset
+        return others[lengths[others] >= lengths[s]]
+    return others
+
+
+def sentence_mismatch_scores(
+    *,
+    eeg: Sequence[np.ndarray],
+    model: Sequence[np.ndarray],
+    score: Score | None = None,
+    batch_score: BatchScore | None = None,
+    length_mode: LengthMode = "crop",
+    n_common: int | None = None,
+    n_mismatch: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> MismatchScores:
+    """Score the EEG of every sentence s against the model features of other sentences s'.
+
+    Sentences differ in length T, handled by ``length_mode``:
+
+    * ``"crop"`` (default): s is paired only with sentences s' with T_s' ≥ T_s, whose model features are
+      cut to their first T_s frames (sentence-onset-locked, like s itself). Frame rate, smoothness and
+      T are exactly those of the observed score, which stays the plain score(EEG_s, model_s). The
+      longest sentence has no partner (NaN null).
+    * ``"interpolate"``: every EEG and model matrix is resampled to ``n_common`` frames (default: the
+      median length) by :func:`resample_time` and the observed score is recomputed at that resolution.
+      Resampling stretches each sentence by its own factor; own-sentence pairs share the factor and
+      mismatched pairs do not, which makes the null too low for smooth signals when lengths vary
+      (anti-conservative; see tests/test_nulls.py). Kept for comparison only.
+
+    ``n_mismatch`` caps the partners per sentence (drawn with ``rng`` without replacement).
+    """
+    if length_mode not in ("crop", "interpolate"):
+        raise ValueError(f"length_mode must be 'crop' or 'interpolate', not {length_mode!r}")
+    if score is None and batch_score is None:
+        raise ValueError("pass score or batch_score")
+    xs, ys = _check_sentences(eeg, model)
+    lengths = np.array([x.shape[0] for x in xs], dtype=np.int64)
+    n = len(xs)
+    if length_mode == "interpolate":
+        t = common_length(lengths) if n_common is None else int(n_common)
+        xs = [resample_time(x, t) for x in xs]
+        ys = [resample_time(y, t) for y in ys]
+        n_frames = np.full(n, t, dtype=np.int64)
+    else:
+        n_frames = lengths
+    observed = np.full(n, np.nan)
+    null: list[np.ndarray] = []
+    partners: list[np.ndarray] = []
+    for s in range(n):
+        pool = _pool(n, s, n_frames, length_mode)
+        if n_mismatch is not None and pool.size > n_mismatch:
+            if rng is None:
+                raise ValueError("n_mismatch subsampling needs an rng")
+            pool = np.sort(rng.choice(pool, size=n_mismatch, replace=False))
+        t_s = n_frames[s]
+        # own model features first, so one batched call gives the observed and the null scores
+        stack = [ys[s], *(ys[o][:t_s] for o in pool)]
+        if batch_score is not None:
+            vals = np.asarray(batch_score(xs[s], np.stack(stack)), dtype=float).ravel()
+        else:
+            vals = np.array([score(xs[s], y) for y in stack], dtype=float)  # type: ignore[misc]
+        observed[s] = vals[0]
+        null.append(vals[1:])
+        partners.append(pool)
+    return MismatchScores(observed, null, partners, n_frames, length_mode)
+
+
+def sentence_mismatch_null_per_sentence(scores: MismatchScores) -> list[NullResult]:
+    """Per sentence: observed score against its mismatch scores (p ≥ 1/(number of partners + 1))."""
+    return [summarize_null(o, nl) for o, nl in zip(scores.observed, scores.null, strict=True)]
+
+
+def _crop_or_resample(x: np.ndarray, n_frames: int, length_mode: LengthMode) -> np.ndarray | None:
+    if length_mode == "interpolate":
+        return resample_time(x, n_frames)
+    return x[:n_frames] if x.shape[0] >= n_frames else None
 
 
 def mismatch_score_matrix(
     *,
     eeg: Sequence[np.ndarray],
     model: Sequence[np.ndarray],
-    n_common: int | None = None,
     score: Score | None = None,
     score_matrix: ScoreMatrix | None = None,
+    length_mode: LengthMode = "crop",
+    n_common: int | None = None,
 ) -> np.ndarray:
-    """(S, S) scores of EEG of sentence s (rows) against model features of sentence s' (columns).
+    """(S, S) scores at one common length: entry [s, s'] = score(EEG_s, model_s'), diagonal = own sentence.
 
-    Sentences differ in length, so every EEG and model matrix is first resampled to ``n_common`` frames
-    (default: median length) by :func:`resample_time`; the diagonal is then the observed score *at the
-    common resolution*, directly comparable with the off-diagonal (mismatched) scores.
+    ``"crop"`` (default): every sentence is cut to its first ``n_common`` frames (default: the shortest
+    sentence); sentences shorter than ``n_common`` get NaN rows and columns. No stretching, so own and
+    mismatched pairs have identical frame rate and smoothness, and any permutation of the model
+    sentences gives a statistic with the same null distribution. ``"interpolate"`` resamples to
+    ``n_common`` (default: median length) instead — biased for smooth signals when lengths vary,
+    see :func:`sentence_mismatch_scores`.
     """
-    if len(eeg) != len(model):
-        raise ValueError(f"{len(eeg)} EEG sentences but {len(model)} model sentences")
-    for s, (x, y) in enumerate(zip(eeg, model, strict=True)):
-        if np.asarray(x).shape[0] != np.asarray(y).shape[0]:
-            raise ValueError(f"sentence {s}: EEG has {np.asarray(x).shape[0]} frames, model {np.asarray(y).shape[0]}")
-    t = common_length([np.asarray(x).shape[0] for x in eeg]) if n_common is None else int(n_common)
-    xs = np.stack([resample_time(x, t) for x in eeg])
-    ys = np.stack([resample_time(y, t) for y in model])
+    xs, ys = _check_sentences(eeg, model)
+    lengths = np.array([x.shape[0] for x in xs])
+    if n_common is None:
+        n_common = int(lengths.min()) if length_mode == "crop" else common_length(lengths)
+    cx = [_crop_or_resample(x, n_common, length_mode) for x in xs]
+    cy = [_crop_or_resample(y, n_common, length_mode) for y in ys]
+    used = np.array([c is not None for c in cx])
+    out = np.full((len(xs), len(xs)), np.nan)
+    if used.sum() == 0:
+        return out
+    xu = np.stack([c for c in cx if c is not None])
+    yu = np.stack([c for c in cy if c is not None])
     if score_matrix is not None:
-        return np.asarray(score_matrix(xs, ys), dtype=float)
-    if score is None:
+        block = np.asarray(score_matrix(xu, yu), dtype=float)
+    elif score is not None:
+        block = np.array([[score(x, y) for y in yu] for x in xu], dtype=float)
+    else:
         raise ValueError("pass score or score_matrix")
-    return np.array([[score(x, y) for y in ys] for x in xs], dtype=float)
-
-
-def sentence_mismatch_null_per_sentence(
-    scores: np.ndarray, *, n_mismatch: int | None = None, rng: np.random.Generator | None = None
-) -> list[NullResult]:
-    """Per sentence s: observed scores[s, s] against the null scores[s, s'] for s' ≠ s.
-
-    The smallest attainable p-value is 1/S, so per-sentence p-values are only informative with many
-    sentences. ``n_mismatch`` caps the number of other sentences (drawn with ``rng``).
-    """
-    scores = np.asarray(scores, dtype=float)
-    n = scores.shape[0]
-    out = []
-    for s in range(n):
-        others = np.delete(np.arange(n), s)
-        if n_mismatch is not None and n_mismatch < others.size:
-            if rng is None:
-                raise ValueError("n_mismatch subsampling needs an rng")
-            others = rng.choice(others, size=n_mismatch, replace=False)
-        out.append(summarize_null(scores[s, s], scores[s, others]))
+    out[np.ix_(used, used)] = block
     return out
 
 
 def draw_derangements(*, n_items: int, n_perm: int, rng: np.random.Generator) -> np.ndarray:
-    """(B, S) random permutations without fixed points (every EEG sentence gets another sentence's model)."""
+    """(B, S) random permutations without fixed points: every EEG sentence gets another sentence's model."""
     if n_items < 2:
         return np.empty((0, n_items), dtype=np.int64)
     out: list[np.ndarray] = []
     have = 0
     while have < n_perm:
         # about 1/e of uniform permutations are derangements: oversample, keep those, repeat if short
-        cand = np.argsort(rng.random((max(8, 3 * (n_perm - have)), n_items)), axis=1)
+        cand = np.argsort(rng.random((max(16, 3 * (n_perm - have)), n_items)), axis=1)
         keep = cand[np.all(cand != np.arange(n_items), axis=1)]
         out.append(keep)
         have += keep.shape[0]
@@ -345,21 +475,106 @@ def draw_derangements(*, n_items: int, n_perm: int, rng: np.random.Generator) ->
 
 
 def sentence_mismatch_null(
-    scores: np.ndarray, *, rng: np.random.Generator, n_perm: int = 1000
+    scores: np.ndarray, *, rng: np.random.Generator, n_perm: int = 1000, derangements: bool = False
 ) -> NullResult:
-    """Mismatch null of the mean over sentences: observed mean_s scores[s, s] vs mean_s scores[s, π(s)].
+    """Mismatch null of the mean over sentences from a :func:`mismatch_score_matrix`.
 
-    π are random derangements; NaN sentences (degenerate scores) are skipped in every mean.
+    Observed: mean_s scores[s, s]; null draw: mean_s scores[s, π(s)] for a random permutation π of the
+    sentences with a finite diagonal (NaN rows/columns, e.g. too-short sentences, are left out).
+    Uniform permutations (default) form a group that contains the identity, which makes the test exact;
+    ``derangements=True`` pairs every EEG sentence with another sentence's model only, which drops the
+    ~1/S own pairs from the null but was anti-conservative with 10 sentences (7 % at α = 0.05).
     """
     scores = np.asarray(scores, dtype=float)
-    n = scores.shape[0]
-    observed = float(np.nanmean(np.diag(scores))) if np.any(np.isfinite(np.diag(scores))) else np.nan
-    perms = draw_derangements(n_items=n, n_perm=n_perm, rng=rng)
-    if perms.shape[0] == 0:
-        return summarize_null(observed, np.empty(0))
-    vals = scores[np.arange(n)[None, :], perms]
+    diag = np.diag(scores)
+    use = np.flatnonzero(np.isfinite(diag))
+    if use.size < 2:
+        return summarize_null(float(diag[use].mean()) if use.size else np.nan, np.empty(0))
+    sub = scores[np.ix_(use, use)]
+    if derangements:
+        perms = draw_derangements(n_items=use.size, n_perm=n_perm, rng=rng)
+    else:
+        perms = np.argsort(rng.random((n_perm, use.size)), axis=1)
+    vals = sub[np.arange(use.size)[None, :], perms]
     finite = np.isfinite(vals)
-    # a draw whose sentences are all NaN is NaN and is dropped by summarize_null
+    # a degenerate (NaN) mismatched pair is skipped in that draw's mean
     with np.errstate(invalid="ignore", divide="ignore"):
         null = np.where(finite, vals, 0.0).sum(axis=1) / finite.sum(axis=1)
-    return summarize_null(observed, null)
+    return summarize_null(float(np.mean(sub.diagonal())), null)
+
+
+# --------------------------------------------------------------------------------------------------
+# all nulls of one (subject, model, layer, metric) unit, one row per sentence
+
+
+def sentence_null_table(
+    *,
+    eeg: Mapping[int, np.ndarray],
+    model: Mapping[int, np.ndarray],
+    frame_rate_hz: float,
+    seed: int,
+    score: Score | None = None,
+    batch_score: BatchScore | None = None,
+    min_shift_s: float = 1.0,
+    n_shifts: int = 200,
+    n_mismatch: int | None = None,
+    n_perm_codefaithful: int = 500,
+    baseline: Literal["mismatch", "shift"] = "mismatch",
+) -> pd.DataFrame:
+    """Per sentence: the score and its circular-shift, mismatch and code-faithful frame-permutation nulls.
+
+    ``eeg[sid]`` (T, p) and ``model[sid]`` (T, q) are frame-aligned features of one subject and one
+    layer. Columns: sentence_id, value, null_mean, null_sd (of the ``baseline`` null), p_shift,
+    p_mismatch, p_frameperm_codefaithful, shift_null_mean, shift_null_sd, mismatch_null_mean,
+    mismatch_null_sd, n_mismatch. Mismatch uses ``length_mode="crop"`` (partners at least as long,
+    cut to the sentence's length), so its null mean is an unbiased H0 baseline at the sentence's own T;
+    the default baseline is therefore the mismatch null. Shift and frame-permutation draws are seeded
+    per sentence from ``seed`` (:func:`hearlike.seeding.derive_seed`), so they do not depend on the
+    other sentences; the ``n_mismatch`` subsampling of partners uses one stream for the whole unit.
+    """
+    sids = sorted(int(s) for s in eeg if s in model)
+    xs = [np.asarray(eeg[s], dtype=float) for s in sids]
+    ys = [np.asarray(model[s], dtype=float) for s in sids]
+    mism = sentence_mismatch_scores(
+        eeg=xs,
+        model=ys,
+        score=score,
+        batch_score=batch_score,
+        n_mismatch=n_mismatch,
+        rng=np.random.default_rng(derive_seed(seed, "mismatch")),
+    )
+    per_mismatch = sentence_mismatch_null_per_sentence(mism)
+    rows = []
+    for i, sid in enumerate(sids):
+        obs = float(mism.observed[i])
+        shift = circular_shift_null(
+            eeg=xs[i], model=ys[i], frame_rate_hz=frame_rate_hz, score=score, batch_score=batch_score,
+            observed=obs, min_shift_s=min_shift_s, n_shifts=n_shifts,
+            rng=np.random.default_rng(derive_seed(seed, "shift", sid)),
+        )  # fmt: skip
+        if n_perm_codefaithful > 0:
+            p_perm = frame_permutation_null_codefaithful(
+                eeg=xs[i], model=ys[i], score=score, batch_score=batch_score, observed=obs,
+                n_perm=n_perm_codefaithful, rng=np.random.default_rng(derive_seed(seed, "frameperm", sid)),
+            ).p_value  # fmt: skip
+        else:
+            p_perm = np.nan
+        mm = per_mismatch[i]
+        base = mm if baseline == "mismatch" else shift
+        rows.append(
+            {
+                "sentence_id": sid,
+                "value": obs,
+                "null_mean": base.null_mean,
+                "null_sd": base.null_sd,
+                "p_shift": shift.p_value,
+                "p_mismatch": mm.p_value,
+                "p_frameperm_codefaithful": p_perm,
+                "shift_null_mean": shift.null_mean,
+                "shift_null_sd": shift.null_sd,
+                "mismatch_null_mean": mm.null_mean,
+                "mismatch_null_sd": mm.null_sd,
+                "n_mismatch": mm.n_null,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -8,6 +8,7 @@ construction; :func:`hearlike.eeg.segment_subject` checks it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ MIN_DURATION_S = 0.1  # the paper code's min_duration: shorter spans carry no us
 
 def sentence_table(words: pd.DataFrame, *, min_duration_s: float = MIN_DURATION_S) -> pd.DataFrame:
     """One row per sentence: ``sentence_id run stim_file onset_s offset_s duration_s n_words text``."""
+    # words outside any sentence (sentence_id NA, e.g. Alice words across a segment boundary) are dropped
+    words = words.dropna(subset=["sentence_id"])
     rows = []
     for sid, w in words.sort_values(["sentence_id", "onset_s"]).groupby("sentence_id", sort=True):
         stim = w["stim_file"].unique()
@@ -37,9 +40,14 @@ def sentence_table(words: pd.DataFrame, *, min_duration_s: float = MIN_DURATION_
     return table[table["duration_s"] >= min_duration_s].reset_index(drop=True)
 
 
+def _natural_key(name: str) -> list[object]:
+    """Sort key that orders ``SoundFile10`` after ``SoundFile9``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def _run_of(stim_files: pd.Series) -> list[str]:
-    """A run label per stimulus file, in sorted file order (01, 02, ...)."""
-    order = {f: f"{i + 1:02d}" for i, f in enumerate(sorted(stim_files.unique()))}
+    """A run label per stimulus file, in natural file order (01, 02, ...)."""
+    order = {f: f"{i + 1:02d}" for i, f in enumerate(sorted(stim_files.unique(), key=_natural_key))}
     return [order[f] for f in stim_files]
 
 

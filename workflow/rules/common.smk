@@ -24,7 +24,9 @@ wildcard_constraints:
     sub=r"[A-Za-z0-9]+",
 
 
-PKG = Path(workflow.basedir).parent / "src" / "hearlike"
+import hearlike
+
+PKG = Path(hearlike.__file__).parent
 TABLES = ["layer_profile", "window_profile", "topography", "model_ranking", "metric_agreement",
           "prosody_groups", "affective_dissociation"]
 FIGURES = ["layer_profiles", "ranking_heatmap", "best_layer_bars", "window_timecourse", "topomaps",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import LlamaConfig, PretrainedConfig, WhisperConfig
 
@@ -11,7 +11,7 @@ class UVLikeConfig(PretrainedConfig):
     """Whisper-style audio encoder + ×``stack_factor`` frame stacking projector + Llama LM."""
 
     model_type = "uvlike"
-    sub_configs = {"audio_config": WhisperConfig, "text_config": LlamaConfig}
+    sub_configs: ClassVar[dict[str, type]] = {"audio_config": WhisperConfig, "text_config": LlamaConfig}
 
     def __init__(self, audio_config: dict | WhisperConfig | None = None,
                  text_config: dict | LlamaConfig | None = None, stack_factor: int = 8,

@@ -7,7 +7,7 @@ written over the audio placeholder span ``[audio_token_start_idx, +audio_token_l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -22,6 +22,8 @@ class UVLikeAudioEncoder(nn.Module):
 
     def __init__(self, config: Any) -> None:
         super().__init__()
+        if getattr(config, "_attn_implementation", None) is None:
+            config._attn_implementation = "eager"  # the layers dispatch attention on this config field
         d = config.d_model
         self.conv1 = nn.Conv1d(config.num_mel_bins, d, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(d, d, kernel_size=3, stride=2, padding=1)
@@ -70,7 +72,7 @@ class UVLikeProjector(nn.Module):
 class UVLikePreTrainedModel(PreTrainedModel):
     config_class = UVLikeConfig
     base_model_prefix = "uvlike"
-    _no_split_modules = ["WhisperEncoderLayer", "LlamaDecoderLayer"]
+    _no_split_modules: ClassVar[list[str]] = ["WhisperEncoderLayer", "LlamaDecoderLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
         std = getattr(self.config, "initializer_range", 0.02)

@@ -17,6 +17,7 @@ def make_adapter(settings: Mapping[str, Any]) -> DatasetAdapter:
     common = dict(bids_root=Path(settings["bids_root"]), stimuli_dir=Path(settings["stimuli_dir"]),
                   task=settings["task"], montage=settings["montage"], line_freq=float(settings["line_freq"]))
     subjects = settings["subjects"]
+    options = dict(settings.get("options") or {})
     if kind == "demo":
         from hearlike.datasets.demo import DemoDataset
 
@@ -26,9 +27,9 @@ def make_adapter(settings: Mapping[str, Any]) -> DatasetAdapter:
     if kind == "ds004408":
         from hearlike.datasets.ds004408 import DS004408
 
-        return DS004408(subjects=subjects, **common)
+        return DS004408(subjects=subjects, **common, **options)
     if kind == "alice":
         from hearlike.datasets.alice import AliceDataset
 
-        return AliceDataset(subjects=subjects, **common)
+        return AliceDataset(subjects=subjects, **common, **options)
     raise DatasetError(f"config.yaml: unknown dataset adapter {kind!r}; use demo, ds004408 or alice")

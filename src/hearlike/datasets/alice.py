@@ -39,7 +39,6 @@ import pandas as pd
 
 from hearlike.datasets.base import STIM_ONSET_COLUMNS, WORD_COLUMNS, DatasetError, Recording, check_columns
 from hearlike.datasets.download import check_brainvision_recording, require_content
-from hearlike.datasets.textgrid import sentence_spans
 from hearlike.io import write_tsv
 
 if TYPE_CHECKING:
@@ -55,7 +54,19 @@ AUDIO_CHANNEL = "Aux5"
 EOG_CHANNEL = "VEOG"
 #: intervals between the 12 segment triggers, median over the 30 twelve-segment subjects of nm000180 1.1.3
 #: (recomputed from their events.tsv; spread between subjects <= 0.07 s)
-REFERENCE_INTERVALS_S = (57.618, 60.913, 63.312, 70.043, 66.328, 63.829, 62.961, 57.380, 57.276, 61.313, 56.227)
+REFERENCE_INTERVALS_S = (
+    57.618,
+    60.913,
+    63.312,
+    70.043,
+    66.328,
+    63.829,
+    62.961,
+    57.380,
+    57.276,
+    61.313,
+    56.227,
+)
 CSV_COLUMNS = ("Word", "Segment", "onset", "offset", "Order", "Sentence")
 EVENT_COLUMNS = ("onset", "word", "word_index", "segment")
 DECISION_COLUMNS = (
@@ -120,13 +131,17 @@ def read_use_list(path: str | Path) -> list[str]:
     from pymatreader import read_mat
 
     path = Path(path)
-    require_content(path, what="subject index datasets.mat", fix="download nm000180 (sourcedata/ is plain git).")
+    require_content(
+        path, what="subject index datasets.mat", fix="download nm000180 (sourcedata/ is plain git)."
+    )
     try:
         mat = read_mat(str(path))
     except Exception as exc:  # pymatreader raises several types for unreadable files
         raise DatasetError(f"{path}: not a readable MAT file ({exc}); download it again.") from exc
     if "use" not in mat:
-        raise DatasetError(f"{path}: no variable 'use' (found {sorted(k for k in mat if not k.startswith('__'))}).")
+        raise DatasetError(
+            f"{path}: no variable 'use' (found {sorted(k for k in mat if not k.startswith('__'))})."
+        )
     labels = []
     for entry in np.atleast_1d(mat["use"]):
         m = re.fullmatch(r"S(\d+)(\.mat)?", str(entry).strip())
@@ -160,18 +175,28 @@ def label_onsets(events: pd.DataFrame, csv: pd.DataFrame, *, source: str | Path)
     event's word or segment disagrees with the CSV, or when the offset is not constant within a label.
     """
     m = events.merge(
-        csv[["Order", "Word", "Segment", "onset"]], left_on="word_index", right_on="Order", how="left", suffixes=("", "_csv")
+        csv[["Order", "Word", "Segment", "onset"]],
+        left_on="word_index",
+        right_on="Order",
+        how="left",
+        suffixes=("", "_csv"),
     )
     if m["Order"].isna().any():
         bad = m.loc[m["Order"].isna(), "word_index"].iloc[0]
-        raise DatasetError(f"{source}: word_index {bad} is not an Order of the word CSV; wrong CSV or events file.")
+        raise DatasetError(
+            f"{source}: word_index {bad} is not an Order of the word CSV; wrong CSV or events file."
+        )
     wrong_word = m["word"] != m["Word"]
     if wrong_word.any():
         r = m[wrong_word].iloc[0]
-        raise DatasetError(f"{source}: word_index {r.word_index} is {r.word!r} here but {r.Word!r} in the CSV.")
+        raise DatasetError(
+            f"{source}: word_index {r.word_index} is {r.word!r} here but {r.Word!r} in the CSV."
+        )
     if (m["segment"] != m["Segment"]).any():
         r = m[m["segment"] != m["Segment"]].iloc[0]
-        raise DatasetError(f"{source}: word_index {r.word_index} is in segment {r.segment} here but {r.Segment} in the CSV.")
+        raise DatasetError(
+            f"{source}: word_index {r.word_index} is in segment {r.segment} here but {r.Segment} in the CSV."
+        )
     m["offset_s"] = m["onset"] - m["onset_csv"]
     rows = []
     for seg, grp in m.sort_values("word_index").groupby("segment", sort=True):
@@ -191,7 +216,10 @@ def label_onsets(events: pd.DataFrame, csv: pd.DataFrame, *, source: str | Path)
 
 
 def interval_shift(
-    onsets: Mapping[int, float], *, reference_intervals_s: Sequence[float] = REFERENCE_INTERVALS_S, tol_s: float = 0.25
+    onsets: Mapping[int, float],
+    *,
+    reference_intervals_s: Sequence[float] = REFERENCE_INTERVALS_S,
+    tol_s: float = 0.25,
 ) -> tuple[int | None, float]:
     """The segment shift d that makes label k's onset pattern match segment k + d; (None, nan) if none fits.
 
@@ -268,31 +296,36 @@ def find_segment_onsets(
     *,
     rate_hz: float = 100.0,
     min_corr: float = 0.3,
+    min_margin: float = 0.15,
 ) -> pd.DataFrame:
-    """True onset of each segment wav inside the audio channel: ``segment eeg_onset_s peak_corr``.
+    """True onset of each segment wav inside the audio channel: ``segment eeg_onset_s peak_corr second_corr``.
 
-    ``eeg_onset_s`` is NaN when the best correlation stays below ``min_corr`` (segment not found whole
-    in the recording).
+    ``eeg_onset_s`` is NaN unless the best correlation reaches ``min_corr`` and beats the best one more
+    than 1 s away by ``min_margin`` (a segment not recorded whole still has some best lag).
     """
     env = audio_envelope(aux, aux_sfreq, band_sfreq=aux_sfreq, rate_hz=rate_hz)
+    guard = round(rate_hz)  # 1 s
     rows = []
     for seg in sorted(wavs):
         data, sr = wavs[seg]
         tmpl = audio_envelope(data, sr, band_sfreq=aux_sfreq, rate_hz=rate_hz)
         r = normalized_xcorr(env, tmpl)
         if r.size == 0 or np.all(np.isnan(r)):
-            rows.append((seg, np.nan, np.nan))
+            rows.append((seg, np.nan, np.nan, np.nan))
             continue
         k = int(np.nanargmax(r))
         peak = float(r[k])
+        rest = np.concatenate([r[: max(k - guard, 0)], r[k + guard + 1 :]])
+        second = float(np.nanmax(rest)) if np.isfinite(rest).any() else np.nan
         delta = 0.0
         if 0 < k < len(r) - 1 and np.isfinite(r[k - 1]) and np.isfinite(r[k + 1]):
             denom = r[k - 1] - 2 * r[k] + r[k + 1]
             if denom < 0:
                 delta = float(0.5 * (r[k - 1] - r[k + 1]) / denom)  # parabolic peak refinement
-        onset = (k + delta) / rate_hz if peak >= min_corr else np.nan
-        rows.append((seg, onset, peak))
-    return pd.DataFrame(rows, columns=["segment", "eeg_onset_s", "peak_corr"])
+        distinct = not np.isfinite(second) or peak - second >= min_margin
+        onset = (k + delta) / rate_hz if peak >= min_corr and distinct else np.nan
+        rows.append((seg, onset, peak, second))
+    return pd.DataFrame(rows, columns=["segment", "eeg_onset_s", "peak_corr", "second_corr"])
 
 
 def audio_shift(
@@ -321,20 +354,26 @@ def audio_shift(
 # adapter
 
 
-class AliceAdapter:
-    """The DatasetAdapter of the Alice EEG (nm000180; see module docstring)."""
+class AliceDataset:
+    """The DatasetAdapter of the Alice EEG (nm000180; see module docstring).
+
+    ``task``, ``montage`` and ``line_freq`` come from config.yaml's dataset block; task and montage must
+    be the dataset's own (``alicelistening``, ``easycap-M10``), ``line_freq`` defaults to 60 Hz.
+    ``subjects``: a list of labels, or ``"all"``/None for the ``use`` subjects that nm000180 holds.
+    ``shift_policy``/``audio_check``/``decisions_file``: how shifted subjects are found and handled.
+    """
 
     name = "alice"
-    montage = "easycap-M10"
-    line_freq = 60.0
     non_scalp_channels: tuple[str, ...] = (EOG_CHANNEL, AUDIO_CHANNEL)
-    task = TASK
 
     def __init__(
         self,
         *,
         bids_root: str | Path,
-        subjects: Sequence[str] | None = None,
+        subjects: Sequence[str] | str | None = None,
+        task: str = TASK,
+        montage: str = "easycap-M10",
+        line_freq: float = 60.0,
         shift_policy: str = "relabel",
         audio_check: bool = False,
         decisions_file: str | Path | None = None,
@@ -345,6 +384,7 @@ class AliceAdapter:
         interval_tol_s: float = 0.25,
         audio_tol_s: float = 0.25,
         audio_min_corr: float = 0.3,
+        audio_min_margin: float = 0.15,
         envelope_rate_hz: float = 100.0,
     ) -> None:
         self.bids_root = Path(bids_root)
@@ -353,21 +393,39 @@ class AliceAdapter:
                 f"{self.bids_root / 'dataset_description.json'}: not found; {self.bids_root} is not the nm000180 "
                 "BIDS root (python -m hearlike.datasets.download alice --dest DIR)."
             )
+        if task != TASK or montage != "easycap-M10":
+            raise DatasetError(
+                f"config.yaml datasets.alice: task {task!r} / montage {montage!r} must be {TASK!r} / 'easycap-M10' "
+                "(the scalp channels are easycap-M10 positions 1…61 without 29)."
+            )
+        self.task = task
+        self.montage = montage
+        self.line_freq = float(line_freq)
         if shift_policy not in SHIFT_POLICIES:
             raise DatasetError(f"shift_policy {shift_policy!r}: choose one of {SHIFT_POLICIES}")
-        self._subjects = [str(s).removeprefix("sub-") for s in subjects] if subjects is not None else None
+        if isinstance(subjects, str) and subjects != "all":
+            raise DatasetError(f"config.yaml: subjects must be a list of labels or 'all', not {subjects!r}")
+        self._subjects = (
+            None if subjects is None or subjects == "all" else [str(s).removeprefix("sub-") for s in subjects]
+        )
         self.shift_policy = shift_policy
         self.audio_check = bool(audio_check)
         self.decisions_file = Path(decisions_file) if decisions_file is not None else None
-        self.csv_path = Path(csv_path) if csv_path else self.bids_root / "sourcedata" / "AliceChapterOne-EEG.csv"
-        self.datasets_mat = Path(datasets_mat) if datasets_mat else self.bids_root / "sourcedata" / "datasets.mat"
+        self.csv_path = (
+            Path(csv_path) if csv_path else self.bids_root / "sourcedata" / "AliceChapterOne-EEG.csv"
+        )
+        self.datasets_mat = (
+            Path(datasets_mat) if datasets_mat else self.bids_root / "sourcedata" / "datasets.mat"
+        )
         self.stimuli_dir = Path(stimuli_dir) if stimuli_dir else self.bids_root / "stimuli"
         self.reference_intervals_s = tuple(float(x) for x in reference_intervals_s)
         self.interval_tol_s = float(interval_tol_s)
         self.audio_tol_s = float(audio_tol_s)
         self.audio_min_corr = float(audio_min_corr)
+        self.audio_min_margin = float(audio_min_margin)
         self.envelope_rate_hz = float(envelope_rate_hz)
         self._audio_cache: dict[str, pd.DataFrame] = {}
+        self._decision_cache: dict[str, dict[str, object]] = {}
 
     # ---- subjects ----------------------------------------------------------------------------
 
@@ -400,9 +458,7 @@ class AliceAdapter:
 
     def subjects(self) -> list[str]:
         """Candidate subjects minus those the segment check excludes."""
-        dec = self.segment_decisions()
-        keep = set(dec.loc[dec["action"] != "exclude", "subject"])
-        return [s for s in self.candidate_subjects() if s in keep]
+        return [s for s in self.candidate_subjects() if self.decision(s)["action"] != "exclude"]
 
     def recordings(self, subject: str) -> list[Recording]:
         """One continuous recording per subject."""
@@ -422,7 +478,12 @@ class AliceAdapter:
         from mne_bids import BIDSPath
 
         return BIDSPath(
-            root=self.bids_root, subject=recording.subject, task=TASK, datatype="eeg", suffix="eeg", extension=".vhdr"
+            root=self.bids_root,
+            subject=recording.subject,
+            task=TASK,
+            datatype="eeg",
+            suffix="eeg",
+            extension=".vhdr",
         )
 
     def dataset_bads(self, recording: Recording) -> list[str]:
@@ -444,7 +505,9 @@ class AliceAdapter:
         )
         missing = [c for c in (*SCALP_CHANNELS, EOG_CHANNEL) if c not in header.channel_names]
         if missing:
-            raise DatasetError(f"{vhdr}: channel(s) {missing} missing; expected 1…28, 30…61, VEOG (and Aux5).")
+            raise DatasetError(
+                f"{vhdr}: channel(s) {missing} missing; expected 1…28, 30…61, VEOG (and Aux5)."
+            )
         montage_names = set(mne.channels.make_standard_montage(self.montage).ch_names)
         off_cap = [c for c in SCALP_CHANNELS if c not in montage_names]
         if off_cap:  # pragma: no cover - guards against an MNE montage change
@@ -456,7 +519,9 @@ class AliceAdapter:
         raw.info["line_freq"] = self.line_freq
         return raw
 
-    def read_raw(self, recording: Recording, *, preload: bool = False, check_span: bool = True) -> mne.io.BaseRaw:
+    def read_raw(
+        self, recording: Recording, *, preload: bool = False, check_span: bool = True
+    ) -> mne.io.BaseRaw:
         """Read the recording with ``read_raw_bids`` after integrity checks; easycap-M10 montage, 60 Hz mains.
 
         With ``check_span`` the recording must contain every placed segment up to its last word.
@@ -489,32 +554,54 @@ class AliceAdapter:
         return read_word_csv(self.csv_path)
 
     def word_table(self) -> pd.DataFrame:
-        """Columns ``WORD_COLUMNS`` from the CSV; ``word_index`` is the story ``Order``, times per segment wav."""
+        """Columns ``WORD_COLUMNS`` from the CSV: 2129 words, 84 sentence ids, times relative to each segment wav.
+
+        ``word_index`` is the story ``Order``. Six CSV sentences run across a segment boundary; a sentence
+        must lie in one wav (its EEG span and audio clip must have equal length), so each keeps the part in
+        the segment holding most of its words and the other part's words get ``sentence_id`` <NA>
+        (``cross_segment_words`` lists them).
+        """
         csv = self._word_csv
+        sentence = pd.array(csv["Sentence"].to_numpy(), dtype="Int64")
+        sentence[self._cross_segment_mask.to_numpy()] = pd.NA
         return pd.DataFrame(
             {
-                "stim_file": csv["Segment"].map(stim_file_for_segment),
+                "stim_file": csv["Segment"].map(stim_file_for_segment).to_numpy(),
                 "word_index": csv["Order"].to_numpy(),
                 "word": csv["Word"].to_numpy(),
                 "onset_s": csv["onset"].to_numpy(dtype=float),
                 "offset_s": csv["offset"].to_numpy(dtype=float),
-                "sentence_id": csv["Sentence"].to_numpy(),
+                "sentence_id": sentence,
             }
         )[list(WORD_COLUMNS)]
 
-    def sentence_table(self) -> pd.DataFrame:
-        """One row per CSV sentence; a sentence split over two segments keeps its larger part."""
-        spans = sentence_spans(self.word_table())
-        spans.insert(1, "run", None)
-        return spans
+    @cached_property
+    def _cross_segment_mask(self) -> pd.Series:
+        csv = self._word_csv
+        counts = csv.groupby(["Sentence", "Segment"], sort=True).size().reset_index(name="n")
+        # most words wins; on a tie the earlier segment (rows are sorted by Sentence, Segment)
+        keep = counts.loc[counts.groupby("Sentence")["n"].idxmax(), ["Sentence", "Segment"]]
+        kept = pd.MultiIndex.from_frame(keep)
+        return pd.Series(~pd.MultiIndex.from_frame(csv[["Sentence", "Segment"]]).isin(kept), index=csv.index)
+
+    def cross_segment_words(self) -> pd.DataFrame:
+        """The words left without a sentence because their sentence continues in another segment."""
+        csv = self._word_csv
+        return csv.loc[self._cross_segment_mask, ["Order", "Word", "Segment", "Sentence"]].reset_index(
+            drop=True
+        )
 
     def stimulus_path(self, stim_file: str) -> Path:
         """``stimuli/DownTheRabbitHoleFinal_SoundFileK.wav``; raises when unknown or missing."""
         m = _STIM_RE.fullmatch(stim_file)
         if not m or not 1 <= int(m.group(1)) <= N_SEGMENTS:
-            raise DatasetError(f"{stim_file!r} is not an Alice stimulus name (DownTheRabbitHoleFinal_SoundFile1…12.wav).")
+            raise DatasetError(
+                f"{stim_file!r} is not an Alice stimulus name (DownTheRabbitHoleFinal_SoundFile1…12.wav)."
+            )
         path = self.stimuli_dir / stim_file
-        require_content(path, what="stimulus audio", fix="python -m hearlike.datasets.download alice --dest DIR")
+        require_content(
+            path, what="stimulus audio", fix="python -m hearlike.datasets.download alice --dest DIR"
+        )
         return path
 
     def check_stimuli(self) -> pd.DataFrame:
@@ -544,7 +631,7 @@ class AliceAdapter:
         return label_onsets(read_events(path), self._word_csv, source=path)
 
     def audio_onsets(self, subject: str) -> pd.DataFrame:
-        """True segment onsets from the Aux5 channel (``segment eeg_onset_s peak_corr``); empty without Aux5."""
+        """True segment onsets from the Aux5 channel (see ``find_segment_onsets``); empty without Aux5."""
         if subject in self._audio_cache:
             return self._audio_cache[subject]
         import soundfile as sf
@@ -552,7 +639,7 @@ class AliceAdapter:
         raw = self._load_raw(Recording(subject=subject, task=TASK))
         if AUDIO_CHANNEL not in raw.ch_names:
             log.warning("sub-%s: no %s channel; audio check not possible", subject, AUDIO_CHANNEL)
-            out = pd.DataFrame(columns=["segment", "eeg_onset_s", "peak_corr"])
+            out = pd.DataFrame(columns=["segment", "eeg_onset_s", "peak_corr", "second_corr"])
         else:
             aux = raw.get_data(picks=[AUDIO_CHANNEL])[0]
             wavs = {}
@@ -560,7 +647,12 @@ class AliceAdapter:
                 data, sr = sf.read(str(self.stimulus_path(stim_file_for_segment(seg))), dtype="float32")
                 wavs[seg] = (data, float(sr))
             out = find_segment_onsets(
-                aux, raw.info["sfreq"], wavs, rate_hz=self.envelope_rate_hz, min_corr=self.audio_min_corr
+                aux,
+                raw.info["sfreq"],
+                wavs,
+                rate_hz=self.envelope_rate_hz,
+                min_corr=self.audio_min_corr,
+                min_margin=self.audio_min_margin,
             )
         self._audio_cache[subject] = out
         return out
@@ -604,79 +696,73 @@ class AliceAdapter:
         return row
 
     @cached_property
-    def _decisions(self) -> pd.DataFrame:
-        candidates = self.candidate_subjects()
-        if self.decisions_file is not None:
-            return self._read_decisions(candidates)
-        missing = [s for s in candidates if not self.events_path(s).exists()]
-        if missing:
-            raise DatasetError(
-                f"{self.events_path(missing[0])}: word events missing for {['sub-' + s for s in missing]}; "
-                "these subjects cannot be placed — download them again or leave them out of the subject list."
-            )
-        table = pd.DataFrame([self.decide(s) for s in candidates], columns=list(DECISION_COLUMNS))
-        for row in table.itertuples(index=False):
-            if row.action != "keep":
-                log.warning("sub-%s: %s — %s", row.subject, row.action, row.reason)
-        return table
-
-    def _read_decisions(self, candidates: list[str]) -> pd.DataFrame:
+    def _decision_file_table(self) -> pd.DataFrame:
         path = self.decisions_file
         assert path is not None
-        require_content(path, what="segment decisions", fix="write it with `python -m hearlike.datasets.alice segment-check`.")
+        require_content(
+            path,
+            what="segment decisions",
+            fix="write it with `python -m hearlike.datasets.alice segment-check`.",
+        )
         table = pd.read_csv(path, sep="\t", dtype={"subject": str}, keep_default_na=False, na_values=["n/a"])
         check_columns(table, DECISION_COLUMNS, source=path)
         table["subject"] = table["subject"].str.zfill(3)
-        lacking = [s for s in candidates if s not in set(table["subject"])]
-        if lacking:
-            raise DatasetError(f"{path}: no decision for {['sub-' + s for s in lacking]}; rerun the segment check.")
         if not table["action"].isin(["keep", "relabel", "exclude"]).all():
             raise DatasetError(f"{path}: action must be keep, relabel or exclude.")
-        placed = table["action"] != "exclude"
-        if table.loc[placed, "shift"].isna().any():
+        if table.loc[table["action"] != "exclude", "shift"].isna().any():
             raise DatasetError(f"{path}: a kept or relabelled subject needs a shift value.")
-        return table
+        return table.set_index("subject", drop=False)
+
+    def decision(self, subject: str) -> dict[str, object]:
+        """The segment decision of one subject, from ``decisions_file`` when given, else computed (and logged)."""
+        if subject in self._decision_cache:
+            return self._decision_cache[subject]
+        if self.decisions_file is not None:
+            table = self._decision_file_table
+            if subject not in table.index:
+                raise DatasetError(
+                    f"{self.decisions_file}: no decision for sub-{subject}; rerun "
+                    "`python -m hearlike.datasets.alice segment-check`."
+                )
+            row = table.loc[subject].to_dict()
+        else:
+            if not self.events_path(subject).exists():
+                raise DatasetError(
+                    f"{self.events_path(subject)}: word events missing, so sub-{subject}'s segments cannot be "
+                    "placed; download it again or leave the subject out."
+                )
+            row = self.decide(subject)
+            if row["action"] != "keep":
+                log.warning("sub-%s: %s — %s", subject, row["action"], row["reason"])
+        self._decision_cache[subject] = row
+        return row
 
     def segment_decisions(self) -> pd.DataFrame:
         """``DECISION_COLUMNS`` per candidate subject: detected shift, evidence and action (keep/relabel/exclude)."""
-        return self._decisions.copy()
+        rows = [self.decision(s) for s in self.candidate_subjects()]
+        return pd.DataFrame(rows, columns=list(DECISION_COLUMNS)).reset_index(drop=True)
 
     def stim_onsets(self, recording: Recording) -> pd.DataFrame:
-        """Where each segment wav starts in the recording (after the shift correction).
+        """Where each segment wav starts in the recording, after the shift correction (extra column ``segment``).
 
-        Extra columns: ``segment`` and ``source`` (``events``: label onset; ``audio``: a segment only the
-        Aux5 check found, e.g. one without any word event).
+        A relabelled subject's label k onset is the onset of segment k + shift; segments that fall outside
+        1…12 after relabelling (or before the recording started) are absent.
         """
         subject = recording.subject
-        dec = self._decisions.set_index("subject")
-        if subject not in dec.index:
-            raise DatasetError(f"sub-{subject}: not among the analysed Alice subjects {list(dec.index)}.")
-        row = dec.loc[subject]
+        row = self.decision(subject)
         if row["action"] == "exclude":
             raise DatasetError(f"sub-{subject}: excluded from the Alice analysis — {row['reason']}.")
-        shift = int(row["shift"])
         labels = self.label_onsets(subject)
         out = pd.DataFrame(
             {
                 "run": None,
-                "segment": labels["segment"].to_numpy() + shift,
-                "eeg_onset_s": labels["eeg_onset_s"].to_numpy(),
-                "source": "events",
+                "segment": labels["segment"].to_numpy() + int(row["shift"]),
+                "eeg_onset_s": labels["eeg_onset_s"].to_numpy(dtype=float),
             }
         )
-        out = out[out["segment"].between(1, N_SEGMENTS)]
-        if self.audio_check and subject in self._audio_cache:
-            audio = self._audio_cache[subject].dropna(subset=["eeg_onset_s"])
-            extra = audio[~audio["segment"].isin(out["segment"])]
-            if len(extra):
-                out = pd.concat(
-                    [out, pd.DataFrame({"run": None, "segment": extra["segment"].to_numpy(),
-                                        "eeg_onset_s": extra["eeg_onset_s"].to_numpy(), "source": "audio"})],
-                    ignore_index=True,
-                )
-        out = out.sort_values("segment").reset_index(drop=True)
+        out = out[out["segment"].between(1, N_SEGMENTS)].sort_values("segment").reset_index(drop=True)
         out.insert(1, "stim_file", out["segment"].map(stim_file_for_segment))
-        return out[[*STIM_ONSET_COLUMNS, "segment", "source"]]
+        return out[[*STIM_ONSET_COLUMNS, "segment"]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -691,13 +777,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--bids-root", type=Path, required=True)
     sc.add_argument("--out", type=Path, default=Path("resources/alice/segment_decisions.tsv"))
     sc.add_argument("--policy", choices=SHIFT_POLICIES, default="relabel")
-    sc.add_argument("--audio-check", action="store_true", help="also cross-correlate Aux5 with the wavs (reads EEG)")
+    sc.add_argument(
+        "--audio-check", action="store_true", help="also cross-correlate Aux5 with the wavs (reads EEG)"
+    )
     sc.add_argument("--subjects", nargs="+")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        adapter = AliceAdapter(
-            bids_root=args.bids_root, subjects=args.subjects, shift_policy=args.policy, audio_check=args.audio_check
+        adapter = AliceDataset(
+            bids_root=args.bids_root,
+            subjects=args.subjects,
+            shift_policy=args.policy,
+            audio_check=args.audio_check,
         )
         table = adapter.segment_decisions()
     except DatasetError as exc:

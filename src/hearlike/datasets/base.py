@@ -69,7 +69,10 @@ class DatasetAdapter(Protocol):
         ...
 
     def word_table(self) -> pd.DataFrame:
-        """Columns ``WORD_COLUMNS``; one row per word; times relative to the word's stimulus file."""
+        """Columns ``WORD_COLUMNS``; one row per word; times relative to the word's stimulus file.
+
+        ``sentence_id`` may be NA for a word that belongs to no analysed sentence (it is then dropped).
+        """
         ...
 
     def stimulus_path(self, stim_file: str) -> Path:

@@ -99,7 +99,9 @@ def default_dest(dataset: str) -> Path:
     """``$HEARLIKE_DATA/<dataset id>``; raises when the variable is unset."""
     base = os.environ.get(DATA_ENV)
     if not base:
-        raise DatasetError(f"no --dest given and ${DATA_ENV} is unset; pass --dest DIR (outside the repository).")
+        raise DatasetError(
+            f"no --dest given and ${DATA_ENV} is unset; pass --dest DIR (outside the repository)."
+        )
     return Path(base) / _source(dataset).dataset_id
 
 
@@ -204,13 +206,19 @@ def download(
             raise DatasetError(f"{dest}: exists and is not a DataLad clone; choose an empty directory.")
         for cmd in commands:
             runner(cmd, check=True)
-        head = runner(["git", "-C", str(dest), "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+        head = runner(
+            ["git", "-C", str(dest), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+        )
         if head.stdout.strip() != src.commit:
-            raise DatasetError(f"{dest}: HEAD is {head.stdout.strip()}, expected the pinned commit {src.commit}")
+            raise DatasetError(
+                f"{dest}: HEAD is {head.stdout.strip()}, expected the pinned commit {src.commit}"
+            )
     check_version(dest, dataset)
     missing = [p for p in src.stimuli if not content_present(dest / p)]
     if missing:
-        raise DatasetError(f"{dest}: stimuli missing after download: {missing[:5]} (+{max(0, len(missing) - 5)} more)")
+        raise DatasetError(
+            f"{dest}: stimuli missing after download: {missing[:5]} (+{max(0, len(missing) - 5)} more)"
+        )
     write_checksums(dest)
     return dest
 
@@ -300,9 +308,13 @@ class ChecksumReport:
             return
         parts = []
         if self.mismatched:
-            parts.append(f"changed: {', '.join(self.mismatched[:20])}" + (" …" if len(self.mismatched) > 20 else ""))
+            parts.append(
+                f"changed: {', '.join(self.mismatched[:20])}" + (" …" if len(self.mismatched) > 20 else "")
+            )
         if self.missing:
-            parts.append(f"missing: {', '.join(self.missing[:20])}" + (" …" if len(self.missing) > 20 else ""))
+            parts.append(
+                f"missing: {', '.join(self.missing[:20])}" + (" …" if len(self.missing) > 20 else "")
+            )
         raise DatasetError(
             f"{self.root / CHECKSUM_FILE}: {len(self.mismatched)} changed and {len(self.missing)} missing "
             f"file(s) — {'; '.join(parts)}. Re-download them (python -m hearlike.datasets.download)."
@@ -314,11 +326,15 @@ def verify_checksums(root: str | Path) -> ChecksumReport:
     root = Path(root)
     manifest = root / CHECKSUM_FILE
     if not manifest.exists():
-        raise DatasetError(f"{manifest}: checksum manifest not found; run the download (it writes one) first.")
+        raise DatasetError(
+            f"{manifest}: checksum manifest not found; run the download (it writes one) first."
+        )
     table = pd.read_csv(manifest, sep="\t", dtype={"relpath": str, "sha256": str}, keep_default_na=False)
     missing_cols = [c for c in CHECKSUM_COLUMNS if c not in table.columns]
     if missing_cols:
-        raise DatasetError(f"{manifest}: missing column(s) {missing_cols}; rewrite it with write_checksums().")
+        raise DatasetError(
+            f"{manifest}: missing column(s) {missing_cols}; rewrite it with write_checksums()."
+        )
     report = ChecksumReport(root=root)
     for rel, size, digest in table[list(CHECKSUM_COLUMNS)].itertuples(index=False):
         p = root / rel
@@ -352,7 +368,9 @@ class BrainVisionHeader:
 def require_content(path: Path, *, what: str, fix: str) -> None:
     """Raise a DatasetError when a file is absent or only an un-fetched annex pointer."""
     if is_annex_pointer(path):
-        raise DatasetError(f"{path}: {what} is a git-annex pointer without content; run `datalad get {path}`.")
+        raise DatasetError(
+            f"{path}: {what} is a git-annex pointer without content; run `datalad get {path}`."
+        )
     if not path.exists():
         raise DatasetError(f"{path}: {what} not found; {fix}")
 
@@ -406,7 +424,9 @@ def check_brainvision_recording(*, vhdr: Path, sidecar: Path, channels_tsv: Path
     header = read_brainvision_header(vhdr)
     require_content(header.data_file, what="BrainVision data file", fix="download the recording again.")
     if header.marker_file is not None:
-        require_content(header.marker_file, what="BrainVision marker file", fix="download the recording again.")
+        require_content(
+            header.marker_file, what="BrainVision marker file", fix="download the recording again."
+        )
     meta = json.loads(sidecar.read_text(encoding="utf-8-sig"))
     side_sfreq = meta.get("SamplingFrequency")
     if not isinstance(side_sfreq, int | float):
@@ -416,7 +436,9 @@ def check_brainvision_recording(*, vhdr: Path, sidecar: Path, channels_tsv: Path
             f"{vhdr}: sampling rate {header.sfreq:g} Hz disagrees with {sidecar.name} ({side_sfreq:g} Hz); "
             "one of the two files is not from this recording — download both again."
         )
-    channels = pd.read_csv(channels_tsv, sep="\t", dtype={"name": str}, encoding="utf-8-sig", na_values=["n/a"])
+    channels = pd.read_csv(
+        channels_tsv, sep="\t", dtype={"name": str}, encoding="utf-8-sig", na_values=["n/a"]
+    )
     if "sampling_frequency" in channels.columns:
         rates = channels["sampling_frequency"].dropna().astype(float).unique()
         if len(rates) and (abs(rates - header.sfreq) > 1e-6 * header.sfreq).any():
@@ -450,14 +472,24 @@ def check_brainvision_recording(*, vhdr: Path, sidecar: Path, channels_tsv: Path
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hearlike.datasets.download {ds004408,alice} --dest DIR``."""
-    ap = argparse.ArgumentParser(prog="python -m hearlike.datasets.download", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m hearlike.datasets.download", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("dataset", choices=sorted(SOURCES))
-    ap.add_argument("--dest", type=Path, help=f"target directory outside the repository (default ${DATA_ENV}/<id>)")
+    ap.add_argument(
+        "--dest", type=Path, help=f"target directory outside the repository (default ${DATA_ENV}/<id>)"
+    )
     ap.add_argument("--method", choices=["openneuro", "datalad"], help="default: openneuro for ds004408")
-    ap.add_argument("--subjects", nargs="+", metavar="LABEL", help="only these subjects (labels without sub-)")
-    ap.add_argument("--stimuli-only", action="store_true", help="only the stimulus files (+ top-level metadata)")
+    ap.add_argument(
+        "--subjects", nargs="+", metavar="LABEL", help="only these subjects (labels without sub-)"
+    )
+    ap.add_argument(
+        "--stimuli-only", action="store_true", help="only the stimulus files (+ top-level metadata)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print what would run")
-    ap.add_argument("--verify", action="store_true", help="only verify an earlier download's checksum manifest")
+    ap.add_argument(
+        "--verify", action="store_true", help="only verify an earlier download's checksum manifest"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

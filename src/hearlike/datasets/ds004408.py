@@ -31,7 +31,7 @@ import pandas as pd
 
 from hearlike.datasets.base import STIM_ONSET_COLUMNS, WORD_COLUMNS, DatasetError, Recording
 from hearlike.datasets.download import check_brainvision_recording, require_content
-from hearlike.datasets.textgrid import align_words_to_text, pause_pieces, read_textgrid_words, sentence_spans
+from hearlike.datasets.textgrid import align_words_to_text, pause_pieces, read_textgrid_words
 from hearlike.io import write_tsv
 
 if TYPE_CHECKING:
@@ -115,7 +115,10 @@ def build_sentence_table(
         method = "text"
     else:
         labels = pause_pieces(
-            words["onset_s"].to_numpy(), words["offset_s"].to_numpy(), min_pause_s=min_pause_s, min_piece_s=min_piece_s
+            words["onset_s"].to_numpy(),
+            words["offset_s"].to_numpy(),
+            min_pause_s=min_pause_s,
+            min_piece_s=min_piece_s,
         )
         punct = np.zeros(n, dtype=bool)
         method = "pause"
@@ -144,7 +147,9 @@ def assign_sentences(words: pd.DataFrame, table: pd.DataFrame, *, source: str | 
     """Sentence number (from 1) per word from a sentence table; raises when the table does not fit the words."""
     missing = [c for c in ("sentence", "first_word", "last_word", "text") if c not in table.columns]
     if missing:
-        raise DatasetError(f"{source}: missing column(s) {missing}; regenerate it with the sentence-table CLI.")
+        raise DatasetError(
+            f"{source}: missing column(s) {missing}; regenerate it with the sentence-table CLI."
+        )
     n = len(words)
     labels = np.zeros(n, dtype=int)
     expected_first = 1
@@ -171,23 +176,37 @@ def assign_sentences(words: pd.DataFrame, table: pd.DataFrame, *, source: str | 
     return labels
 
 
-class DS004408Adapter:
-    """The DatasetAdapter of ds004408 (see module docstring)."""
+def _subject_list(subjects: Sequence[str] | str | None) -> list[str] | None:
+    """Labels without ``sub-``; None for ``"all"``."""
+    if subjects is None or subjects == "all":
+        return None
+    if isinstance(subjects, str):
+        raise DatasetError(f"config.yaml: subjects must be a list of labels or 'all', not {subjects!r}")
+    return [str(s).removeprefix("sub-") for s in subjects]
+
+
+class DS004408:
+    """The DatasetAdapter of ds004408 (see module docstring).
+
+    ``task``, ``montage`` and ``line_freq`` come from config.yaml's dataset block; task and montage must
+    be the dataset's own (``listening``, ``biosemi128``), ``line_freq`` defaults to 50 Hz.
+    ``subjects``: a list of labels, or ``"all"``/None for every subject of participants.tsv.
+    """
 
     name = "ds004408"
-    montage = "biosemi128"
-    line_freq = 50.0
     non_scalp_channels: tuple[str, ...] = ()
-    task = TASK
 
     def __init__(
         self,
         *,
         bids_root: str | Path,
-        subjects: Sequence[str] | None = None,
+        subjects: Sequence[str] | str | None = None,
         runs: Sequence[str | int] | None = None,
         stimuli_dir: str | Path | None = None,
         sentence_dir: str | Path | None = None,
+        task: str = TASK,
+        montage: str = "biosemi128",
+        line_freq: float = 50.0,
         min_pause_s: float = 0.3,
         min_piece_s: float = 0.5,
     ) -> None:
@@ -197,7 +216,15 @@ class DS004408Adapter:
                 f"{self.bids_root / 'dataset_description.json'}: not found; {self.bids_root} is not the ds004408 "
                 "BIDS root (python -m hearlike.datasets.download ds004408 --dest DIR)."
             )
-        self._subjects = [str(s).removeprefix("sub-") for s in subjects] if subjects is not None else None
+        if task != TASK or montage != "biosemi128":
+            raise DatasetError(
+                f"config.yaml datasets.ds004408: task {task!r} / montage {montage!r} must be {TASK!r} / 'biosemi128' "
+                "(the recordings' channels are A1…D32)."
+            )
+        self.task = task
+        self.montage = montage
+        self.line_freq = float(line_freq)
+        self._subjects = _subject_list(subjects)
         self._runs = [f"{int(r):02d}" for r in runs] if runs is not None else None
         self.stimuli_dir = Path(stimuli_dir) if stimuli_dir is not None else self.bids_root / "stimuli"
         self.sentence_dir = Path(sentence_dir) if sentence_dir is not None else None
@@ -219,7 +246,11 @@ class DS004408Adapter:
     def subjects(self) -> list[str]:
         """The configured subjects, else all of ``participants.tsv``; each must be on disk."""
         listed = self._subjects if self._subjects is not None else self.participants()
-        source = "the configured subject list" if self._subjects is not None else self.bids_root / "participants.tsv"
+        source = (
+            "the configured subject list"
+            if self._subjects is not None
+            else self.bids_root / "participants.tsv"
+        )
         absent = [s for s in listed if not (self.bids_root / f"sub-{s}").is_dir()]
         if absent:
             raise DatasetError(
@@ -255,7 +286,12 @@ class DS004408Adapter:
     # ---- files of one recording ----------------------------------------------------------------
 
     def _stem(self, recording: Recording) -> Path:
-        return self.bids_root / f"sub-{recording.subject}" / "eeg" / f"sub-{recording.subject}_task-{TASK}_run-{recording.run}"
+        return (
+            self.bids_root
+            / f"sub-{recording.subject}"
+            / "eeg"
+            / f"sub-{recording.subject}_task-{TASK}_run-{recording.run}"
+        )
 
     def bids_path(self, recording: Recording) -> BIDSPath:
         """The ``mne_bids.BIDSPath`` of the recording's ``.vhdr``."""
@@ -277,10 +313,14 @@ class DS004408Adapter:
         require_content(path, what="channels sidecar", fix="download the dataset's metadata again.")
         table = pd.read_csv(path, sep="\t", dtype=str, encoding="utf-8-sig", keep_default_na=False)
         if "name" not in table.columns or "status" not in table.columns:
-            raise DatasetError(f"{path}: needs columns name and status; the file is not the dataset's original.")
+            raise DatasetError(
+                f"{path}: needs columns name and status; the file is not the dataset's original."
+            )
         return table.loc[table["status"].str.strip().str.lower() == "bad", "name"].tolist()
 
-    def read_raw(self, recording: Recording, *, preload: bool = False, check_span: bool = True) -> mne.io.BaseRaw:
+    def read_raw(
+        self, recording: Recording, *, preload: bool = False, check_span: bool = True
+    ) -> mne.io.BaseRaw:
         """Read one run with ``read_raw_bids`` after integrity checks; montage and 50 Hz mains set.
 
         Raises when a sidecar or data file is missing, the sampling rates disagree, the data file is
@@ -323,7 +363,9 @@ class DS004408Adapter:
             raise DatasetError(f"{stim_file!r} is not a ds004408 stimulus name (audioNN.wav).")
         path = self.stimuli_dir / stim_file
         require_content(
-            path, what="stimulus audio", fix="python -m hearlike.datasets.download ds004408 --dest DIR --stimuli-only"
+            path,
+            what="stimulus audio",
+            fix="python -m hearlike.datasets.download ds004408 --dest DIR --stimuli-only",
         )
         return path
 
@@ -384,12 +426,6 @@ class DS004408Adapter:
         """Columns ``WORD_COLUMNS``; all TextGrid words of the configured runs."""
         return self._word_table.copy()
 
-    def sentence_table(self) -> pd.DataFrame:
-        """One row per sentence: ``sentence_id run stim_file onset_s offset_s duration_s n_words text``."""
-        spans = sentence_spans(self._word_table)
-        spans.insert(1, "run", (spans["sentence_id"] // SENTENCE_ID_STRIDE).map(lambda r: f"{r:02d}"))
-        return spans
-
     def check_stimuli(self) -> pd.DataFrame:
         """Check every run's wav against its TextGrid; raises when the audio is shorter than the words need."""
         rows = []
@@ -403,9 +439,12 @@ class DS004408Adapter:
                     f"{self.stimuli_dir / stim}: lasts {duration:.3f} s but {tier.path.name} needs {need:.3f} s; "
                     "the wav is truncated or belongs to another run — download it again."
                 )
-            rows.append((run, stim, duration, float(tier.words["offset_s"].max()), tier.xmax, len(tier.words)))
+            rows.append(
+                (run, stim, duration, float(tier.words["offset_s"].max()), tier.xmax, len(tier.words))
+            )
         return pd.DataFrame(
-            rows, columns=["run", "stim_file", "duration_s", "last_word_offset_s", "textgrid_xmax_s", "n_words"]
+            rows,
+            columns=["run", "stim_file", "duration_s", "last_word_offset_s", "textgrid_xmax_s", "n_words"],
         )
 
     def stim_onsets(self, recording: Recording) -> pd.DataFrame:
@@ -438,7 +477,9 @@ def write_sentence_tables(
     sentences end at sentence-final punctuation; without it, the pause-based fallback is written.
     """
     stim = Path(stimuli_dir) if stimuli_dir is not None else Path(bids_root) / "stimuli"
-    run_list = [f"{int(r):02d}" for r in runs] if runs is not None else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
+    run_list = (
+        [f"{int(r):02d}" for r in runs] if runs is not None else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
+    )
     written = []
     for run in run_list:
         words = read_textgrid_words(stim / textgrid_for_run(run)).words
@@ -447,10 +488,17 @@ def write_sentence_tables(
         if text_dir is not None:
             source = Path(text_dir) / f"run{run}.txt"
             if not source.exists():
-                raise DatasetError(f"{source}: text of run {run} not found; put the punctuated text of audio{run} there.")
+                raise DatasetError(
+                    f"{source}: text of run {run} not found; put the punctuated text of audio{run} there."
+                )
             text = source.read_text(encoding="utf-8")
         table = build_sentence_table(
-            words=words, text=text, min_pause_s=min_pause_s, min_piece_s=min_piece_s, min_match=min_match, source=source
+            words=words,
+            text=text,
+            min_pause_s=min_pause_s,
+            min_piece_s=min_piece_s,
+            min_match=min_match,
+            source=source,
         )
         out = Path(out_dir) / sentence_table_name(run)
         write_tsv(table, out)
@@ -467,7 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     st.add_argument("--bids-root", type=Path, required=True)
     st.add_argument("--out-dir", type=Path, default=Path("resources/ds004408"))
     st.add_argument("--runs", nargs="+", help="run numbers (default: 01…20)")
-    st.add_argument("--text-dir", type=Path, help="directory with runNN.txt punctuated text (else pause-based)")
+    st.add_argument(
+        "--text-dir", type=Path, help="directory with runNN.txt punctuated text (else pause-based)"
+    )
     st.add_argument("--stimuli-dir", type=Path, help="where audioNN.TextGrid are (default BIDS_ROOT/stimuli)")
     st.add_argument("--min-pause-s", type=float, default=0.3)
     st.add_argument("--min-piece-s", type=float, default=0.5)

@@ -5,8 +5,7 @@
 * sentence boundaries from punctuated text: the aligner's words (lower case, no punctuation) are aligned
   to the punctuated text with a sequence alignment on normalised tokens, and cut after sentence-final
   punctuation;
-* the pause-based fallback (split at silences >= 300 ms, merge pieces < 0.5 s);
-* per-sentence spans of a word table, one stimulus file per sentence.
+* the pause-based fallback (split at silences >= 300 ms, merge pieces < 0.5 s).
 """
 
 from __future__ import annotations
@@ -31,17 +30,6 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*$")
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "jr", "sr"})
 #: hyphens and dashes split book tokens, because the aligner's dictionary may split compounds
 _DASHES = re.compile(r"[-‐‑‒–—―]+")
-
-SENTENCE_SPAN_COLUMNS = (
-    "sentence_id",
-    "stim_file",
-    "onset_s",
-    "offset_s",
-    "duration_s",
-    "n_words",
-    "n_words_total",
-    "text",
-)
 
 
 @dataclass(frozen=True)
@@ -202,23 +190,3 @@ def pause_pieces(
     for k, (s, e) in enumerate(pieces, start=1):
         labels[s:e] = k
     return labels
-
-
-def sentence_spans(words: pd.DataFrame) -> pd.DataFrame:
-    """One row per sentence of a word table (``SENTENCE_SPAN_COLUMNS``).
-
-    A sentence must lie in one stimulus file so that its EEG span and audio clip have the same length.
-    A sentence whose words fall into several files keeps the part in the file that holds most of its
-    words (the earlier file on ties); ``n_words_total`` tells how many words it had in all.
-    """
-    rows = []
-    for sid, grp in words.groupby("sentence_id", sort=True):
-        counts = grp.groupby("stim_file", sort=False).size()
-        stim = counts.idxmax()  # first maximum = earliest file, since words are in story order
-        part = grp[grp["stim_file"] == stim]
-        onset = float(part["onset_s"].min())
-        offset = float(part["offset_s"].max())
-        rows.append(
-            (int(sid), stim, onset, offset, offset - onset, len(part), len(grp), " ".join(part["word"].astype(str)))
-        )
-    return pd.DataFrame(rows, columns=list(SENTENCE_SPAN_COLUMNS))

@@ -16,7 +16,7 @@ Generative model, per subject and run (all amplitudes in µV, written in volts):
   A frame's spatial pattern then mostly says "±v", so frame-by-frame geometry (correlation-distance RDMs)
   matches the model less, while the share of EEG variance that depends on the model grows, which
   covariance-based dependence measures pick up.
-* ``b(t)``: spatially correlated 1/f ("pink") background scaled to ``snr_db`` against the signal;
+* ``b(t)``: volume-conducted 1/f ("pink") background (smooth spatial kernel, so neighbours correlate) scaled to ``snr_db`` against the signal;
   ``mains``: a ``line_freq`` sinusoid; ``drift``: a slow random walk; one channel is broken (high-variance
   noise) in every recording and marked ``bad`` in ``channels.tsv`` for every other subject only, so that
   both the dataset marks and the automatic detection are exercised.
@@ -86,7 +86,8 @@ def _hann_smooth(x: np.ndarray, n: int) -> np.ndarray:
 
 def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray, np.ndarray]], negative: set[int],
                  duration_s: float, sfreq: float, A: np.ndarray, v: np.ndarray, params: dict,
-                 rng: np.random.Generator, line_freq: float, bad_index: int) -> np.ndarray:
+                 rng: np.random.Generator, line_freq: float, bad_index: int,
+                 conduction: np.ndarray) -> np.ndarray:
     """One run's EEG in µV (channels × samples)."""
     n_ch, n_src = A.shape
     n = int(round(duration_s * sfreq))
@@ -115,8 +116,9 @@ def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray
     sig_rms = np.sqrt(np.mean(signal[:, is_negative | (np.abs(u).sum(0) > 0)] ** 2)) + 1e-12
     target = BACKGROUND_UV * 10 ** (params["snr_db"] / 20)
     signal *= target / sig_rms
-    mix = np.eye(n_ch) + 0.3 * rng.standard_normal((n_ch, n_ch)) / np.sqrt(n_ch)
-    background = mix @ pink_noise(n_ch, n, rng)
+    # Volume conduction: 1/f sources seen through a smooth spatial kernel, plus a little sensor noise,
+    # so that neighbouring electrodes correlate as in real scalp EEG.
+    background = conduction @ pink_noise(n_ch, n, rng) + 0.15 * rng.standard_normal((n_ch, n))
     background *= BACKGROUND_UV / background.std(axis=1, keepdims=True)
     mains = params["line_noise_uv"] * np.sin(2 * np.pi * line_freq * t[None, :] + rng.uniform(0, 2 * np.pi, (n_ch, 1)))
     drift = np.cumsum(rng.standard_normal((n_ch, n)), axis=1) * 0.05
@@ -144,6 +146,8 @@ def write_demo_bids(*, adapter: DemoDataset, sentences_tsv: Path, planted_layer_
     fz_cz = pos[[ch_names.index("Fz"), ch_names.index("Cz")]].mean(axis=0)
     v0 = np.exp(-((pos - fz_cz) ** 2).sum(1) / (2 * 0.06**2))
     v0 = (v0 - v0.mean()) / np.linalg.norm(v0 - v0.mean())
+    d2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1)
+    conduction = np.exp(-d2 / (2 * 0.04**2))
     out_root.mkdir(parents=True, exist_ok=True)
     for i, subject in enumerate(adapter.subjects()):
         rng = make_rng(seed, "demo", "subject", subject)
@@ -154,7 +158,8 @@ def write_demo_bids(*, adapter: DemoDataset, sentences_tsv: Path, planted_layer_
             duration = len(load_audio(adapter.stimulus_path(stim_file))) / 16_000 + demo["tail_s"]
             eeg_uv = simulate_run(sentences=sentences[sentences["stim_file"] == stim_file], sources=sources,
                                   negative=negative, duration_s=duration, sfreq=demo["sfreq"], A=A, v=v, params=demo,
-                                  rng=rng, line_freq=adapter.line_freq, bad_index=bad_index)
+                                  rng=rng, line_freq=adapter.line_freq, bad_index=bad_index,
+                                  conduction=conduction)
             info = mne.create_info(ch_names, demo["sfreq"], "eeg")
             raw = mne.io.RawArray(eeg_uv * 1e-6, info, verbose=False)
             raw.set_montage(montage)

@@ -78,9 +78,12 @@ def write_layer(path: str | Path, items: Mapping[int, tuple[np.ndarray, np.ndarr
         name, tname = sentence_tensor_names(sid)
         tensors[name] = np.ascontiguousarray(states.astype(dt))
         tensors[tname] = np.ascontiguousarray(times)
+    # One metadata entry holding sorted JSON: safetensors writes a multi-key map in hash order, which
+    # would make otherwise identical files differ byte-wise.
+    meta = {"hearlike": json.dumps(dict(metadata or {}), sort_keys=True)}
     tmp = _atomic_path(path)
     try:
-        save_file(tensors, tmp, metadata=dict(metadata or {}))
+        save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -112,7 +115,8 @@ def _manifest_entry_for(path: Path) -> dict[str, Any] | None:
     mpath = path.parent / MANIFEST
     if not mpath.exists():
         return None
-    for layer in json.loads(mpath.read_text()).get("layers", []):
+    man = json.loads(mpath.read_text())
+    for layer in man.get("layers", []) + man.get("extra_layers", []):
         if layer.get("file") == path.name:
             return layer
     return None
@@ -134,7 +138,7 @@ def verify_cache(out_dir: str | Path, layers: Iterable[str] | None = None) -> No
     """Check every (or the named) layer file of ``out_dir`` against the manifest checksums."""
     man = load_manifest(out_dir)
     wanted = set(layers) if layers is not None else None
-    for layer in man["layers"]:
+    for layer in man["layers"] + man.get("extra_layers", []):
         if wanted is None or layer["name"] in wanted:
             verify_file(Path(out_dir) / layer["file"], layer["sha256"])
 

@@ -86,7 +86,8 @@ class TorchGraniteSpeechFeatureExtractor(GraniteSpeechFeatureExtractor):
         self.projector_window_size = projector_window_size
         self.projector_downsample_rate = projector_downsample_rate
 
-    def __call__(self, audios: Any, device: str | None = "cpu") -> Any:  # noqa: D102
+    def __call__(self, audios: Any, device: str | None = "cpu") -> Any:
+        """Log-mel features as upstream, with the torch mel front end."""
         # The parent's __call__ only re-checks the torchaudio backend before doing torch work.
         import transformers.models.granite_speech.feature_extraction_granite_speech as fe_mod
 

@@ -138,13 +138,16 @@ def load_model(entry: ModelEntry, model_dir: str | Path, *, device: str, dtype: 
     """Load ``(model, processor)`` of ``entry`` from ``model_dir`` offline, in eval mode on ``device``."""
     import transformers as tf
 
+    tf.utils.logging.disable_progress_bar()  # per-tensor loading bars would flood the rule log
     model_dir = check_model_dir(entry, model_dir)
     if entry.adapter != "implemented":
         raise NotImplementedError(
             f"{entry.key}: no extraction adapter for family {entry.family!r} (loader {entry.loader}, env {entry.env});"
             f" see the entry's notes in resources/models.yaml")
     dt = torch_dtype(dtype or entry.dtype)
-    common = {"local_files_only": True, "dtype": dt}
+    # transformers 4.x (side env, envs/transformers4.yaml) calls the argument torch_dtype.
+    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    common = {"local_files_only": True, dtype_kw: dt}
     if entry.loader == "remote_code":
         check_remote_code_allowed(entry, model_dir)
         _set_modules_cache()

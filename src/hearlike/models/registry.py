@@ -57,6 +57,30 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """Cluster resources of one extraction job (``gpu``/``runtime`` alias the Snakemake resource names)."""
+
+    gpus: int
+    mem_mb: int
+    runtime_min: int
+    batch_size: int
+    gpu_mem_gb: float | None = None
+
+    @property
+    def gpu(self) -> int:
+        """Number of GPUs (Snakemake ``gpu`` resource)."""
+        return self.gpus
+
+    @property
+    def runtime(self) -> int:
+        """Wall time in minutes (Snakemake ``runtime`` resource)."""
+        return self.runtime_min
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A validated registry entry (see ``workflow/schemas/models.schema.yaml`` for field meanings)."""
 
@@ -75,7 +99,7 @@ class ModelEntry:
     env: str
     targets: dict[str, Target]
     window_s: float | None
-    resources: dict[str, Any]
+    resources: Resources
     prompt: str | None = None
     audio_placeholder: str | None = None
     requires: tuple[str, ...] = ()
@@ -147,7 +171,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, ModelEntry]:
             hub_id=d["hub_id"], revision=d["revision"], loader=d["loader"], family=d["family"],
             adapter=d["adapter"], model_class=d["model_class"], processor_class=d["processor_class"],
             dtype=d["dtype"], env=d["env"], targets={g: targets[g] for g in GROUPS if g in targets},
-            window_s=d["window_s"], resources=dict(d["resources"]), prompt=d.get("prompt"),
+            window_s=d["window_s"], resources=Resources(**d["resources"]), prompt=d.get("prompt"),
             audio_placeholder=d.get("audio_placeholder"), requires=tuple(d.get("requires", ())),
             companions=tuple(d.get("companions", ())), builder=d.get("builder"), notes=d.get("notes", ""),
             raw=d,

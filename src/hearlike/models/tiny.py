@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -42,7 +43,7 @@ def speechlike_audio(duration_s: float, *, seed: int, sr: int = SR) -> np.ndarra
     from scipy.signal import lfilter
 
     rng = np.random.default_rng(seed)
-    n = int(round(duration_s * sr))
+    n = round(duration_s * sr)
     out = np.zeros(n, dtype=np.float64)
     pos = int(0.05 * sr)
     f0_base = rng.uniform(95.0, 210.0)
@@ -128,11 +129,15 @@ def build_tiny(*, arch: str, out_dir: str | Path, d_model: int = 64, encoder_lay
                llm_layers: int = 2, llm_hidden: int | None = None, attention_heads: int = 4,
                ffn_dim: int = 128, seed: int = 0, initializer_range: float = 0.02,
                chunk_length_s: int = 30, num_mel_bins: int | None = None, stable_layer_norm: bool = True,
-               hub_id: str | None = None) -> Path:
+               depth_gain: float = 1.0, hub_id: str | None = None) -> Path:
     """Build, seed and save a tiny random model of ``arch`` with its processor into ``out_dir``.
 
     ``chunk_length_s`` shrinks the Whisper-style 30 s window (encoder positions = 50 × chunk) so tests
-    can exercise windowing on short clips. Returns ``out_dir``.
+    can exercise windowing on short clips. ``depth_gain`` g multiplies the output projections of block l
+    (attention out and MLP down projections) by g**l: in a random pre-norm residual network every block
+    adds an update of about the same size to a growing stream, so deeper layers look alike; growing
+    updates keep adjacent layers distinguishable (needed by the demo's planted layer effects).
+    Returns ``out_dir``.
     """
     import torch
     import transformers as tf
@@ -212,11 +217,37 @@ def build_tiny(*, arch: str, out_dir: str | Path, d_model: int = 64, encoder_lay
                              hidden=hidden, heads=attention_heads, ffn=ffn_dim, init=init,
                              mels=num_mel_bins or 80, seed=seed, hub_id=hub_id)
     model.eval()
+    apply_depth_gain(model, depth_gain)
     model.save_pretrained(out_dir)
     proc.save_pretrained(out_dir)
     write_model_marker(out_dir, hub_id=hub_id, created_by="hearlike.models.tiny",
                        extra={"arch": arch, "seed": int(seed)})
     return out_dir
+
+
+# Output projections of a block (the parts whose scale sets the size of the block's residual update).
+_OUT_PROJ = re.compile(r"(^|\.)(out_proj|fc2|o_proj|down_proj|output_dense)\.(weight|bias)$")
+
+
+def _layer_lists(model: Any) -> list[Any]:
+    import torch
+
+    return [m for name, m in model.named_modules()
+            if isinstance(m, torch.nn.ModuleList) and name.endswith("layers") and len(m) > 1]
+
+
+def apply_depth_gain(model: Any, gain: float) -> None:
+    """Scale block l's output projections by ``gain ** l`` in every ``*.layers`` stack (in place)."""
+    import torch
+
+    if gain == 1.0:
+        return
+    with torch.no_grad():
+        for layers in _layer_lists(model):
+            for depth, block in enumerate(layers):
+                for name, p in block.named_parameters():
+                    if _OUT_PROJ.search(name):
+                        p.mul_(float(gain) ** depth)
 
 
 def _import_uvlike(code_dir: Path) -> tuple[Any, Any, Any]:
@@ -308,3 +339,73 @@ def build_demo_model(*, key: str, registry: Path, out_dir: Path) -> None:
     b = dict(entry.builder)
     b.pop("kind")
     build_tiny(out_dir=out_dir, hub_id=None, **b)
+
+
+# ------------------------------------------------------------------------ registry entries (tests)
+# Per tiny arch: family, loader, classes, layer-module paths and true rates of the real model family.
+_TINY_SPECS: dict[str, dict[str, Any]] = {
+    "whisper": dict(kind="speech_encoder", family="whisper_encoder", loader="native", model_class="WhisperModel",
+                    processor_class="WhisperFeatureExtractor", window_s=30,
+                    encoder=("encoder.layers", 50.0, None)),
+    "wavlm": dict(kind="speech_encoder", family="wav2vec2_like", loader="native", model_class="WavLMModel",
+                  processor_class="Wav2Vec2FeatureExtractor", window_s=None, encoder=("encoder.layers", 50.0, 0.025)),
+    "hubert": dict(kind="speech_encoder", family="wav2vec2_like", loader="native", model_class="HubertModel",
+                   processor_class="Wav2Vec2FeatureExtractor", window_s=None, encoder=("encoder.layers", 50.0, 0.025)),
+    "wav2vec2": dict(kind="speech_encoder", family="wav2vec2_like", loader="native", model_class="Wav2Vec2Model",
+                     processor_class="Wav2Vec2FeatureExtractor", window_s=None,
+                     encoder=("encoder.layers", 50.0, 0.025)),
+    "qwen2_audio": dict(kind="audio_llm", family="qwen2_audio", loader="native",
+                        model_class="Qwen2AudioForConditionalGeneration", processor_class="Qwen2AudioProcessor",
+                        window_s=30, encoder=("model.audio_tower.layers", 50.0, None),
+                        llm=("model.language_model.layers", 25.0), prompt="{audio}",
+                        audio_placeholder="<|audio_bos|><|AUDIO|><|audio_eos|>"),
+    "audioflamingo3": dict(kind="audio_llm", family="audioflamingo3", loader="native",
+                           model_class="AudioFlamingo3ForConditionalGeneration",
+                           processor_class="AudioFlamingo3Processor", window_s=30,
+                           encoder=("model.audio_tower.layers", 50.0, None), llm=("model.language_model.layers", 25.0),
+                           prompt="<|im_start|>user\n{audio}<|im_end|>\n<|im_start|>assistant\n",
+                           audio_placeholder="<sound>"),
+    "granite_speech": dict(kind="audio_llm", family="granite_speech", loader="native",
+                           model_class="GraniteSpeechForConditionalGeneration", processor_class="GraniteSpeechProcessor",
+                           window_s=None, encoder=("model.encoder.layers", 50.0, None),
+                           llm=("model.language_model.layers", 10.0),
+                           prompt="<|start_of_role|>user<|end_of_role|>{audio}<|end_of_text|>\n"
+                                  "<|start_of_role|>assistant<|end_of_role|>",
+                           audio_placeholder="<|audio|>"),
+    "uvlike": dict(kind="audio_llm", family="ultravox", loader="remote_code", model_class="UVLikeModel",
+                   processor_class="UVLikeProcessor", window_s=30, encoder=("audio_tower.layers", 50.0, None),
+                   llm=("language_model.model.layers", 6.25),
+                   prompt="<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{audio}<|eot_id|>"
+                          "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                   audio_placeholder="<|audio|>"),
+}
+
+
+def tiny_entry(*, arch: str, revision: str | None = None, batch_size: int = 4, **builder: Any) -> dict[str, Any]:
+    """A registry entry (schema-valid dict, ``role: demo``) for a tiny model of ``arch`` built with ``builder``.
+
+    For ``uvlike`` (remote code) pass the built directory's marker ``revision``.
+    """
+    spec = _TINY_SPECS[arch]
+    b = {"kind": "tiny", "arch": arch, "d_model": 64, "encoder_layers": 2, "seed": 0, "initializer_range": 0.02,
+         **builder}
+    mod, rate, flen = spec["encoder"]
+    enc: dict[str, Any] = {"n_layers": b["encoder_layers"], "hidden_size": b["d_model"], "rate_hz": rate,
+                           "modules": mod, "source": "hooks"}
+    if flen:
+        enc["frame_length_s"] = flen
+    entry: dict[str, Any] = {
+        "display_name": f"tiny {arch}", "role": "demo", "kind": spec["kind"], "hub_id": None, "revision": revision,
+        "loader": spec["loader"], "family": spec["family"], "adapter": "implemented",
+        "model_class": spec["model_class"], "processor_class": spec["processor_class"], "dtype": "float32",
+        "env": "main", "sample_rate": SR, "window_s": spec["window_s"], "targets": {"encoder": enc},
+        "resources": {"gpus": 0, "mem_mb": 1000, "runtime_min": 1, "batch_size": batch_size}, "builder": b,
+    }
+    if spec["kind"] == "audio_llm":
+        b.setdefault("llm_layers", 2)
+        lmod, lrate = spec["llm"]
+        entry["targets"]["llm"] = {"n_layers": b["llm_layers"], "hidden_size": b.get("llm_hidden", b["d_model"]),
+                                   "rate_hz": lrate, "modules": lmod, "source": "hidden_states"}
+        entry["prompt"] = spec["prompt"]
+        entry["audio_placeholder"] = spec["audio_placeholder"]
+    return entry

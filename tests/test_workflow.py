@@ -1,0 +1,210 @@
+"""End-to-end: the demo study runs, recovers its three planted findings, and reruns only what a change touches.
+
+One full run of the workflow (about a few minutes on 2 cores) is shared by every test here through a
+session-scoped fixture; it runs in a temporary copy of the repository so the developer's ``results/`` is
+never touched.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+pytestmark = pytest.mark.slow
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A runnable copy of the study (code is imported from the installed package)."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("workflow", "resources", "profiles"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule → job count from a dry run."""
+    out = snakemake(workdir, "--dry-run", "--quiet", "rules", *args).stdout
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*([A-Za-z_]\w*)\s+(\d+)\s*$", line)
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory) -> Path:
+    work = copy_workflow(tmp_path_factory.mktemp("study"))
+    snakemake(work)
+    return work
+
+
+@pytest.fixture(scope="session")
+def tables(study) -> dict[str, pd.DataFrame]:
+    root = study / "results" / "demo" / "tables"
+    return {p.stem: pd.read_csv(p, sep="\t", na_values=["n/a"], keep_default_na=False) for p in root.glob("*.tsv")}
+
+
+@pytest.fixture(scope="session")
+def demo_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())["datasets"]["demo"]["demo"]
+
+
+def test_all_outputs_exist(study):
+    res = study / "results" / "demo"
+    for name in ("layer_profile", "window_profile", "model_ranking", "prosody_groups", "topography",
+                 "metric_agreement", "affective_dissociation"):
+        assert (res / "tables" / f"{name}.tsv").stat().st_size > 0
+    pngs = sorted(p.name for p in (res / "figures").glob("*.png"))
+    assert len(pngs) == 9 and all((res / "figures" / p).stat().st_size > 10_000 for p in pngs)
+    assert (res / "provenance.json").exists()
+    assert (res / "derivatives" / "hearlike" / "dataset_description.json").exists()
+
+
+def test_table_columns(tables):
+    assert {"model", "layer", "relative_depth", "metric", "mean", "ci_low", "ci_high", "n_subjects"} <= set(
+        tables["layer_profile"].columns)
+    assert {"model", "layer", "metric", "window", "start_ms", "end_ms", "mean", "ci_low", "ci_high"} <= set(
+        tables["window_profile"].columns)
+    assert {"model", "metric", "rank", "best_layer", "score"} <= set(tables["model_ranking"].columns)
+    assert {"model", "layer", "metric", "group", "mean", "n"} <= set(tables["prosody_groups"].columns)
+
+
+def test_planted_layer_peaks_in_the_planted_model(tables, demo_config):
+    """Finding (i): the planted model's layer profile peaks at the planted layer, for RSA and dependence."""
+    prof = tables["layer_profile"]
+    model = prof[prof["model"] == demo_config["planted_model"]]
+    for metric in ("rsa_spearman", "cka_linear", "dcor"):
+        rows = model[model["metric"] == metric].set_index("layer")["mean"]
+        assert rows.idxmax() == demo_config["planted_layer"], (metric, rows.to_dict())
+        others = rows.drop(demo_config["planted_layer"])
+        assert rows[demo_config["planted_layer"]] > others.max()
+    planted = model[(model["metric"] == "rsa_spearman") & (model["layer"] == demo_config["planted_layer"])].iloc[0]
+    assert planted["ci_low"] > 0 and planted["p_signflip"] < 0.05
+
+
+def test_planted_model_ranks_first(tables, demo_config):
+    rank = tables["model_ranking"]
+    rsa = rank[rank["metric"] == "rsa_spearman"].set_index("model")
+    assert rsa.loc[demo_config["planted_model"], "rank"] == 1
+    assert rsa.loc[demo_config["planted_model"], "best_layer"] == demo_config["planted_layer"]
+
+
+def test_late_window_beats_early_windows(tables, demo_config):
+    """Finding (ii): with latency in 250–500 ms, the 250–500 ms window beats the early ERP windows."""
+    win = tables["window_profile"]
+    sel = win[(win["model"] == demo_config["planted_model"]) & (win["layer"] == demo_config["planted_layer"])
+              & (win["metric"] == "rsa_spearman")].set_index("window")["mean"]
+    assert sel["w250_500_paper"] > sel["N100"]
+    assert sel["w250_500_paper"] > sel["P200"]
+    sliding = win[(win["model"] == demo_config["planted_model"]) & (win["layer"] == demo_config["planted_layer"])
+                  & (win["metric"] == "rsa_spearman") & win["window"].str.startswith("sl")]
+    best = sliding.loc[sliding["mean"].idxmax()]
+    centre = (best["start_ms"] + best["end_ms"]) / 2
+    assert 250 <= centre <= 500, best.to_dict()
+
+
+def test_negative_prosody_dissociation(tables, demo_config):
+    """Finding (iii): negative sentences have lower geometric and higher dependence similarity."""
+    g = tables["prosody_groups"]
+    g = g[(g["model"] == demo_config["planted_model"]) & (g["layer"] == demo_config["planted_layer"])]
+    wide = g.pivot_table(index="metric", columns="group", values="mean")
+    for metric in ("rsa_spearman", "rsa_pearson"):
+        assert wide.loc[metric, "negative"] < wide.loc[metric, "other"], wide.loc[metric].to_dict()
+    for metric in ("dcor", "hsic_rbf_norm"):
+        assert wide.loc[metric, "negative"] > wide.loc[metric, "other"], wide.loc[metric].to_dict()
+
+
+def test_tnc_recovers_planted_negatives_better_than_chance(study):
+    labels = pd.read_csv(study / "results/demo/prosody/tnc.tsv", sep="\t")
+    truth = pd.read_csv(ROOT / "resources/demo/stimuli/sentences_truth.tsv", sep="\t")
+    merged = labels.merge(truth, on="sentence_id")
+    called = merged["group"] == "negative"
+    planted = merged["prosody"] == "negative"
+    precision = (called & planted).sum() / max(called.sum(), 1)
+    recall = (called & planted).sum() / planted.sum()
+    base_rate = planted.mean()
+    assert precision > base_rate and recall >= 0.5, (precision, recall, base_rate)
+
+
+def test_second_run_has_nothing_to_do(study):
+    assert planned_jobs(study) == {}
+
+
+def test_changing_one_metric_setting_reruns_only_that_metric(study, tmp_path):
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    cfg["metrics"]["settings"]["cka_rbf"] = {"bandwidth": 2.0}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(study, "--configfile", str(changed))
+    n_subjects = len(cfg["datasets"]["demo"]["subjects"])
+    assert jobs["metric"] == len(cfg["models"]) * n_subjects  # one metric × models × subjects
+    assert not {"extract_activations", "build_demo_model", "model_features", "align", "windows", "preprocess",
+                "segment", "demo_bids"} & set(jobs)
+    reason = snakemake(study, "--dry-run", "--configfile", str(changed)).stdout
+    metric_outputs = re.findall(r"results/demo/metrics/[^/\s]+/([a-z0-9_]+)/sub-\w+\.tsv", reason)
+    assert set(metric_outputs) == {"cka_rbf"}
+
+
+def test_editing_a_metric_module_reruns_only_its_metric(study):
+    from hearlike.metrics import module_path
+
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    src = module_path("dcor")
+    owners = [m for m in cfg["metrics"]["set"] if module_path(m) == src]
+    out = snakemake(study, "--dry-run", "--touch", "--quiet", "rules", check=False)
+    assert out.returncode == 0
+    # mtime trigger: a code file newer than the outputs that list it as input
+    newer = [p for p in (study / "results/demo/metrics").rglob("sub-*.tsv") if p.parent.name in owners]
+    assert newer, owners
+    stamp = max(p.stat().st_mtime for p in newer) + 10
+    import os
+
+    original = src.stat().st_mtime
+    try:
+        os.utime(src, (stamp, stamp))
+        jobs = planned_jobs(study)
+    finally:
+        os.utime(src, (original, original))
+    assert jobs.get("metric") == len(owners) * len(cfg["models"]) * len(cfg["datasets"]["demo"]["subjects"])
+    assert "extract_activations" not in jobs
+
+
+def test_unknown_config_key_is_named(study, tmp_path):
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    cfg["metrics"]["sett1ngs"] = {}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(study, "--dry-run", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "sett1ngs" in proc.stdout + proc.stderr
+
+
+def test_layer_profile_is_finite_and_within_metric_ranges(tables):
+    from hearlike.metrics import METRICS
+
+    prof = tables["layer_profile"]
+    assert prof["mean"].notna().all()
+    for metric, rows in prof.groupby("metric"):
+        lo, hi = METRICS[metric].value_range
+        assert (rows["mean"] >= lo - 1e-9).all() and (rows["mean"] <= hi + 1e-9).all(), metric
+    assert np.all(prof["ci_low"] <= prof["mean"] + 1e-12) and np.all(prof["mean"] <= prof["ci_high"] + 1e-12)
