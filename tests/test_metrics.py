@@ -112,10 +112,22 @@ def reference(name: str, x: np.ndarray, y: np.ndarray, **kw: object) -> float:
     raise KeyError(name)
 
 
-KERNEL_NAMES = ["cka_linear", "cka_rbf", "cka_debiased", "dcor", "dcor2", "hsic_rbf", "hsic_rbf_norm", "rv", "rv2"]
+KERNEL_NAMES = [
+    "cka_linear",
+    "cka_rbf",
+    "cka_debiased",
+    "dcor",
+    "dcor2",
+    "hsic_rbf",
+    "hsic_rbf_norm",
+    "rv",
+    "rv2",
+]
 
 
-def _data(rng: np.random.Generator, n: int, p: int, *, ties: bool = False, constant_col: bool = False) -> np.ndarray:
+def _data(
+    rng: np.random.Generator, n: int, p: int, *, ties: bool = False, constant_col: bool = False
+) -> np.ndarray:
     x = rng.standard_normal((n, p))
     if ties:
         x = np.round(x, 0)
@@ -282,7 +294,9 @@ def test_invariances() -> None:
 @pytest.mark.parametrize("n_frames", [0, 1, 2])
 def test_too_few_frames_give_nan(n_frames: int) -> None:
     rng = np.random.default_rng(n_frames)
-    res = compute_battery(rng.standard_normal((2, n_frames, 3)), rng.standard_normal((3, n_frames, 2)), metrics=ALL)
+    res = compute_battery(
+        rng.standard_normal((2, n_frames, 3)), rng.standard_normal((3, n_frames, 2)), metrics=ALL
+    )
     for name in ALL:
         assert res[name].shape == (2, 3) and np.isnan(res[name]).all(), name
 
@@ -307,7 +321,9 @@ def test_constant_or_nonfinite_items_give_nan_and_leave_others_alone() -> None:
         assert np.isnan(full[name][[1, 2]]).all(), name
         assert np.isnan(full[name][:, 1]).all(), name
         # equal up to BLAS blocking, which depends on the batch shape
-        np.testing.assert_allclose(full[name][[0, 3]][:, :1], clean[name], rtol=1e-12, atol=1e-15, err_msg=name)
+        np.testing.assert_allclose(
+            full[name][[0, 3]][:, :1], clean[name], rtol=1e-12, atol=1e-15, err_msg=name
+        )
 
 
 def test_gcmi_too_many_columns_is_nan() -> None:
@@ -325,7 +341,9 @@ def test_battery_equals_single_sentence_calls() -> None:
         single = np.array([[compute(name, x, y) for y in Y] for x in X])
         np.testing.assert_allclose(res[name], single, rtol=1e-12, atol=1e-14, err_msg=name)
     one_feature = compute_battery(X[:, :, 0], Y, metrics=["rsa_spearman"])["rsa_spearman"]
-    np.testing.assert_array_equal(one_feature, compute_battery(X[:, :, :1], Y, metrics=["rsa_spearman"])["rsa_spearman"])
+    np.testing.assert_array_equal(
+        one_feature, compute_battery(X[:, :, :1], Y, metrics=["rsa_spearman"])["rsa_spearman"]
+    )
 
 
 def test_chunked_equals_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -371,7 +389,10 @@ def test_median_heuristic_twins() -> None:
     x = torch.from_numpy(np.round(rng.standard_normal((4, 30, 2)), 0))
     x[3] = 1.0  # no positive distance
     d2 = gram.distances(x).square()
-    ref = [np.median(r[r > 0]) if (r > 0).any() else np.nan for r in (m[np.triu_indices(30, 1)] for m in d2.numpy())]
+    ref = [
+        np.median(r[r > 0]) if (r > 0).any() else np.nan
+        for r in (m[np.triu_indices(30, 1)] for m in d2.numpy())
+    ]
     np.testing.assert_array_equal(gram.median_sq_distance(d2).numpy(), ref)
     v = d2[:, *torch.triu_indices(30, 30, 1)]
     np.testing.assert_array_equal(gram._nanmedian_sorted(torch.where(v > 0, v, torch.nan)).numpy(), ref)

@@ -102,7 +102,9 @@ def test_count_inversions_matches_brute_force(n: int) -> None:
     brute = [sum(int((row[:i] > row[i]).sum()) for i in range(n)) for row in seq]
     n_values = int(seq.max()) + 1
     np.testing.assert_array_equal(rsa_mod.count_inversions(seq, n_values), brute)
-    np.testing.assert_array_equal(rsa_mod._count_inversions_torch(torch.from_numpy(seq), n_values).numpy(), brute)
+    np.testing.assert_array_equal(
+        rsa_mod._count_inversions_torch(torch.from_numpy(seq), n_values).numpy(), brute
+    )
 
 
 def test_kendall_torch_twin_equals_numpy() -> None:
@@ -123,7 +125,9 @@ def _tied_data(rng: np.random.Generator, shape: tuple[int, ...], p: int) -> np.n
 
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # NaN cases must agree too
-@pytest.mark.parametrize(("n_frames", "p", "q"), [(3, 1, 20), (4, 2, 2), (9, 1, 3), (30, 3, 20), (120, 1, 20), (500, 2, 20)])
+@pytest.mark.parametrize(
+    ("n_frames", "p", "q"), [(3, 1, 20), (4, 2, 2), (9, 1, 3), (30, 3, 20), (120, 1, 20), (500, 2, 20)]
+)
 def test_rsa_matches_scipy_with_ties(n_frames: int, p: int, q: int) -> None:
     rng = np.random.default_rng(n_frames)
     n_x, n_y = (2, 2) if n_frames >= 500 else (3, 4)
@@ -145,7 +149,9 @@ def test_rsa_matches_rsatoolbox_compare() -> None:
     rdms_y = calc_rdm([Dataset(y) for y in Y], method="correlation")
     ours = compute_battery(X, Y, metrics=RSA_NAMES)
     for name, method in [("rsa_spearman", "spearman"), ("rsa_pearson", "corr"), ("rsa_kendall", "tau-b")]:
-        np.testing.assert_allclose(ours[name], compare(rdms_x, rdms_y, method), rtol=0, atol=TOL, err_msg=name)
+        np.testing.assert_allclose(
+            ours[name], compare(rdms_x, rdms_y, method), rtol=0, atol=TOL, err_msg=name
+        )
     # rsatoolbox's squared-Euclidean RDM of one feature is a monotone map of |x_i − x_j|: same rank metric.
     # Only for untied data: it computes ‖a‖² + ‖b‖² − 2ab, whose rounding splits exactly tied distances.
     sq = calc_rdm([Dataset(x) for x in X[1:]], method="euclidean")
@@ -222,7 +228,8 @@ def test_cuda_twins_equal_cpu_paths_on_cpu() -> None:
     np.testing.assert_array_equal(rdm_mod._upper_triangle_gather(m), rdm_mod.upper_triangle(m))
     sig = torch.from_numpy(rng.standard_normal((3, 9)))
     np.testing.assert_array_equal(
-        rdm_mod._upper_triangle_gather(sig[:, None, :] - sig[:, :, None]), rdm_mod.upper_triangle(sig, diff=True)
+        rdm_mod._upper_triangle_gather(sig[:, None, :] - sig[:, :, None]),
+        rdm_mod.upper_triangle(sig, diff=True),
     )
     v = torch.from_numpy(np.round(rng.standard_normal((4, 300)), 1))
     a = rdm_mod._rank_rows_numpy(v, True, True, True)

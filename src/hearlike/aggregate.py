@@ -52,7 +52,7 @@ def mean_over(df: pd.DataFrame, keys: list[str], *, value: str = "value") -> pd.
     return out.drop(columns=["_v", "_f"])
 
 
-def layer_profile(*, values: Sequence[Path], features: Sequence[Path], statistics: Mapping[str, Any], seed: int,
+def layer_profile(*, values: Sequence[Path], electrodes: Sequence[Path], features: Sequence[Path], statistics: Mapping[str, Any], seed: int,
                   out_profile: Path, out_subjects: Path, out_electrodes: Path) -> pd.DataFrame:
     """Step function: the layer profile of every (model, metric) with subject-level inference.
 
@@ -81,9 +81,8 @@ def layer_profile(*, values: Sequence[Path], features: Sequence[Path], statistic
     subj_out = subj_out.rename(columns={"baseline": "null_mean"}).drop(columns=["fisher"])
     write_tsv(subj_out, out_subjects)
 
-    electrode_files = [p.with_name(p.stem + "_electrodes.tsv") for p in values]
-    electrodes = _concat(electrode_files)
-    write_tsv(mean_over(electrodes, ["model", "layer", "metric", "channel"]).rename(columns={"n": "n_subjects"}),
+    per_electrode = _concat(electrodes)
+    write_tsv(mean_over(per_electrode, ["model", "layer", "metric", "channel"]).rename(columns={"n": "n_subjects"}),
               out_electrodes)
     log.info("layer profile: %d rows, %d subjects", len(profile), subj["subject"].nunique())
     return profile

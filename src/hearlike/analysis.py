@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,30 @@ def sentence_pair(aligned: Mapping[str, np.ndarray], feats: Mapping[str, np.ndar
     return X[frames], Y[:, frames], times[frames]
 
 
-def metric_job(*, metric: str, model: str, subject: str, aligned: Path, features: Path,
-               settings: Mapping[str, Any], nulls: Mapping[str, Any], per_electrode: bool, seed: int,
-               out_values: Path, out_electrodes: Path) -> pd.DataFrame:
+def metric_job(*, metric: str, model: str, aligned: Sequence[Path], features: Path, settings: Mapping[str, Any],
+               nulls: Mapping[str, Any], per_electrode: bool, seed: int, out_values: Path,
+               out_electrodes: Path) -> pd.DataFrame:
+    """Step function: :func:`subject_metric` for every subject's aligned EEG; one table per (model, metric)."""
+    feats, fmeta = load_npz_dict(features)
+    values, electrodes = [], []
+    for path in aligned:
+        v, e = subject_metric(metric=metric, model=model, aligned=path, feats=feats, layers=fmeta["layers"],
+                              settings=settings, nulls=nulls, per_electrode=per_electrode, seed=seed)
+        values.append(v)
+        electrodes.append(e)
+    table = pd.concat(values, ignore_index=True)
+    n_nan = int(table["value"].isna().sum())
+    if n_nan:
+        log.warning("%d of %d (subject, sentence, layer) values are NaN (degenerate input); excluded downstream",
+                    n_nan, len(table))
+    write_tsv(table, out_values)
+    write_tsv(pd.concat(electrodes, ignore_index=True), out_electrodes)
+    return table
+
+
+def subject_metric(*, metric: str, model: str, aligned: Path, feats: Mapping[str, np.ndarray], layers: list[str],
+                   settings: Mapping[str, Any], nulls: Mapping[str, Any], per_electrode: bool,
+                   seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Step function: ``metric`` for every (sentence, layer) of one subject and model, plus its nulls.
 
     Columns: observed value; ``null_mean``/``null_sd`` of the sentence-mismatch null (partners at least as
@@ -49,7 +70,7 @@ def metric_job(*, metric: str, model: str, subject: str, aligned: Path, features
     (``p_frameperm_codefaithful``: anti-conservative, kept for comparison).
     """
     eeg, emeta = load_npz_dict(aligned)
-    feats, fmeta = load_npz_dict(features)
+    subject = str(emeta["subject"])
     spec = METRICS[metric]
     settings = dict(settings)
     tables: list[pd.DataFrame] = []
@@ -62,14 +83,14 @@ def metric_job(*, metric: str, model: str, subject: str, aligned: Path, features
     def batch_score(X: np.ndarray, Ys: np.ndarray) -> np.ndarray:
         return battery(X[None], Ys)[0]
 
-    for timebase, layers in group_layers(fmeta["layers"]).items():
-        pairs = {sid: sentence_pair(eeg, feats, timebase, layers, sid) for sid in sids}
+    for timebase, group in group_layers(layers).items():
+        pairs = {sid: sentence_pair(eeg, feats, timebase, group, sid) for sid in sids}
         pairs = {sid: p for sid, p in pairs.items() if len(p[0]) >= 3}
         if not pairs:
             log.warning("%s %s: no sentence has 3 valid frames on the %s timebase", model, subject, timebase)
             continue
         rate = float(np.median([1.0 / np.median(np.diff(t[:, 0])) for _, _, t in pairs.values() if len(t) > 1]))
-        for li, layer in enumerate(layers):
+        for li, layer in enumerate(group):
             table = null_dist.sentence_null_table(
                 eeg={sid: X for sid, (X, _, _) in pairs.items()},
                 model={sid: Y[li] for sid, (_, Y, _) in pairs.items()},
@@ -91,18 +112,12 @@ def metric_job(*, metric: str, model: str, subject: str, aligned: Path, features
             pooled = (inverse_fisher_z(np.nanmean(fisher_z(per_el), axis=0)) if spec.fisher_z
                       else np.nanmean(per_el, axis=0))
             for ci, ch in enumerate(emeta["ch_names"]):
-                for li, layer in enumerate(layers):
+                for li, layer in enumerate(group):
                     electrode_rows.append(dict(subject=subject, model=model, layer=layer, metric=metric, channel=ch,
                                                value=float(pooled[ci, li])))
     table = pd.concat(tables, ignore_index=True).sort_values(["layer", "sentence_id"], kind="stable")
-    n_nan = int(table["value"].isna().sum())
-    if n_nan:
-        log.warning("%d of %d (sentence, layer) values are NaN (degenerate input); they are excluded downstream",
-                    n_nan, len(table))
-    write_tsv(table, out_values)
-    write_tsv(pd.DataFrame(electrode_rows, columns=["subject", "model", "layer", "metric", "channel", "value"]),
-              out_electrodes)
-    return table
+    electrodes = pd.DataFrame(electrode_rows, columns=["subject", "model", "layer", "metric", "channel", "value"])
+    return table, electrodes
 
 
 def nulls_cfg(cfg: Mapping[str, Any], key: str) -> Any:

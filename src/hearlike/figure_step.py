@@ -60,7 +60,7 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
     observed = null.loc[null["statistic"] == "overlap_mean", "observed"]
     figures.plot_tnc(tnc=tnc, null_overlap=None, observed_overlap=float(observed.iloc[0]) if len(observed) else None,
                      out=outputs["tnc"], dpi=dpi)
-    rsa_tables = [p for p in inputs["values"] if f"/{metric}/" in str(p)]
+    rsa_tables = [p for p in inputs["values"] if Path(p).stem == metric]
     figures.plot_null_diagnostics(metric_rows=pd.concat([read_tsv(p) for p in rsa_tables], ignore_index=True),
                                   out=outputs["null_diagnostics"], dpi=dpi)
 

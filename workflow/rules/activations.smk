@@ -14,6 +14,8 @@ rule extract_activations:
         runtime=extraction_runtime,
         batch_size=extraction_batch_size,
     retries: 2
+    conda:
+        model_env
     log:
         "results/logs/extract_activations/{ds}/{model}.log",
     benchmark:
@@ -30,6 +32,8 @@ rule model_features:
         "results/{ds}/features/{model}.npz",
     params:
         n_components=config["features"]["model_pca_components"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/model_features/{ds}/{model}.log",
     script:

@@ -7,6 +7,8 @@ rule align:
         "results/{ds}/aligned/{model}/sub-{sub}.npz",
     params:
         lag_ms=config["alignment"]["lag_ms"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/align/{ds}/{model}/sub-{sub}.log",
     group:

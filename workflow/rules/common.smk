@@ -138,13 +138,18 @@ def metric_settings(wildcards):
 
 
 def metric_tables(wildcards):
-    return expand("results/{ds}/metrics/{model}/{metric}/sub-{sub}.tsv", ds=wildcards.ds, model=config["models"],
-                  metric=config["metrics"]["set"], sub=subjects(wildcards.ds))
+    return expand("results/{ds}/metrics/{model}/{metric}.tsv", ds=wildcards.ds, model=config["models"],
+                  metric=config["metrics"]["set"])
 
 
 def electrode_tables(wildcards):
-    return expand("results/{ds}/metrics/{model}/{metric}/sub-{sub}_electrodes.tsv", ds=wildcards.ds,
-                  model=config["models"], metric=config["metrics"]["set"], sub=subjects(wildcards.ds))
+    return expand("results/{ds}/metrics/{model}/{metric}_electrodes.tsv", ds=wildcards.ds, model=config["models"],
+                  metric=config["metrics"]["set"])
+
+
+def aligned_of_model(wildcards):
+    return expand("results/{ds}/aligned/{model}/sub-{sub}.npz", ds=wildcards.ds, model=wildcards.model,
+                  sub=subjects(wildcards.ds))
 
 
 def window_tables(wildcards):
@@ -220,3 +225,15 @@ def metric_families(wildcards):
 
 def montage_of(wildcards):
     return dataset_settings(wildcards.ds)["montage"]
+
+
+ENVS = {"main": "../../envs/hearlike.yaml", "transformers4": "../../envs/transformers4.yaml"}
+
+
+def model_env(wildcards):
+    """The conda environment a model's extraction needs (registry field ``env``)."""
+    env = REGISTRY[wildcards.model].env
+    if env not in ENVS:
+        raise ValueError(f"model {wildcards.model!r} needs its own package environment ({env!r}); "
+                         "see resources/models.yaml for how to install it")
+    return ENVS[env]

@@ -8,6 +8,8 @@ rule build_demo_model:
         registry=config["model_registry"],
     output:
         directory(f"{config['model_dir']}/{{model}}"),
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/build_demo_model/{model}.log",
     wildcard_constraints:
@@ -27,6 +29,8 @@ rule demo_bids:
     params:
         demo=demo_params,
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/demo_bids/{ds}.log",
     benchmark:

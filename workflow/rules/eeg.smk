@@ -4,6 +4,8 @@ rule ingest:
         bids=bids_input,
     output:
         "results/{ds}/ingest/recordings.tsv",
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/ingest/{ds}.log",
     script:
@@ -19,6 +21,8 @@ rule preprocess:
         directory("results/{ds}/derivatives/hearlike/sub-{sub}"),
     params:
         preprocessing=config["preprocessing"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/preprocess/{ds}/sub-{sub}.log",
     benchmark:
@@ -34,6 +38,8 @@ rule segment:
         sentences="results/{ds}/sentences/sentences.tsv",
     output:
         "results/{ds}/eeg/sub-{sub}_segments.npz",
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/segment/{ds}/sub-{sub}.log",
     script:

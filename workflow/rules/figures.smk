@@ -20,6 +20,8 @@ rule figures:
     params:
         figures=config["figures"],
         montage=montage_of,
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/figures/{ds}.log",
     script:

@@ -1,21 +1,23 @@
 rule metric:
-    """One similarity metric for one model and one subject: every sentence × layer, per electrode, and nulls."""
+    """One similarity metric for one model, every subject × sentence × layer, per electrode, with nulls."""
     input:
-        aligned="results/{ds}/aligned/{model}/sub-{sub}.npz",
+        aligned=aligned_of_model,
         features="results/{ds}/features/{model}.npz",
         code=metric_code,
     output:
-        values="results/{ds}/metrics/{model}/{metric}/sub-{sub}.tsv",
-        electrodes="results/{ds}/metrics/{model}/{metric}/sub-{sub}_electrodes.tsv",
+        values="results/{ds}/metrics/{model}/{metric}.tsv",
+        electrodes="results/{ds}/metrics/{model}/{metric}_electrodes.tsv",
     params:
         settings=metric_settings,
         nulls=config["nulls"],
         per_electrode=per_electrode,
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
-        "results/logs/metric/{ds}/{model}/{metric}/sub-{sub}.log",
+        "results/logs/metric/{ds}/{model}/{metric}.log",
     benchmark:
-        "results/benchmarks/metric/{ds}/{model}/{metric}/sub-{sub}.tsv"
+        "results/benchmarks/metric/{ds}/{model}/{metric}.tsv"
     group:
         "metrics"
     script:

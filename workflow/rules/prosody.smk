@@ -7,6 +7,8 @@ rule prosody:
         "results/{ds}/prosody/sentence_features.tsv",
     params:
         prosody=config["prosody"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/prosody/{ds}.log",
     script:
@@ -26,6 +28,8 @@ rule tnc:
     params:
         tnc=config["tnc"],
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/tnc/{ds}.log",
     script:
@@ -46,6 +50,8 @@ rule prosody_groups:
         families=metric_families,
         statistics=config["statistics"],
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/prosody_groups/{ds}.log",
     script:

@@ -6,6 +6,8 @@ rule sentences:
         sentences="results/{ds}/sentences/sentences.tsv",
         words="results/{ds}/sentences/words.tsv",
         audio="results/{ds}/sentences/audio.npz",
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/sentences/{ds}.log",
     script:

@@ -2,6 +2,7 @@ rule aggregate:
     """Subject-level values (Fisher z where applicable), bootstrap CIs, sign-flip tests vs the nulls, BH-FDR."""
     input:
         values=metric_tables,
+        electrodes=electrode_tables,
         features=feature_bundles,
     output:
         profile="results/{ds}/tables/layer_profile.tsv",
@@ -10,6 +11,8 @@ rule aggregate:
     params:
         statistics=config["statistics"],
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/aggregate/{ds}.log",
     script:
@@ -27,6 +30,8 @@ rule rank_models:
     params:
         n_bootstrap=config["statistics"]["n_bootstrap"],
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/rank_models/{ds}.log",
     script:
@@ -42,6 +47,8 @@ rule provenance:
         "results/{ds}/provenance.json",
     params:
         config=config,
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/provenance/{ds}.log",
     script:

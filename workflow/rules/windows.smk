@@ -11,6 +11,8 @@ rule windows:
     params:
         windows=config["windows"],
         settings=window_metric_settings,
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/windows/{ds}/{model}/sub-{sub}.log",
     benchmark:
@@ -31,6 +33,8 @@ rule aggregate_windows:
     params:
         statistics=config["statistics"],
         seed=config["seed"],
+    conda:
+        "../../envs/hearlike.yaml"
     log:
         "results/logs/aggregate_windows/{ds}.log",
     script:

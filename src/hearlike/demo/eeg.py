@@ -2,7 +2,8 @@
 
 Generative model, per subject and run (all amplitudes in µV, written in volts):
 
-``eeg(t) = A_s · r(t) + [negative sentences] (g1 · v_s · r_1(t) − (1 − g_m) · A_s · r(t)) + b(t) + mains(t) + drift(t)``
+``eeg(t) = A_s · r(t)`` (other sentences) or ``g_r · R_s · r⁺(t) + g_1 · v_s · r_1(t)`` (negative sentences),
+plus ``b(t) + mains(t) + drift(t)``
 
 * ``u(t)``: the planted model layer's activations, projected on their ``n_sources`` leading principal
   axes (fitted once over all sentences, so the map from model to brain is the same for every sentence),
@@ -11,11 +12,13 @@ Generative model, per subject and run (all amplitudes in µV, written in volts):
   dominant N400-like component inside 250–500 ms and a weaker N1-like one (finding ii).
 * ``A_s``: smooth scalp topographies (Gaussian blobs on the real montage), one per source, with a small
   subject-specific perturbation (finding i: the response is driven by one layer of one model).
-* Negative-prosody sentences (finding iii): the multi-source part is attenuated to ``g_m`` and a strong
-  single-source response ``g1 · v_s · r_1(t)`` with a broad fronto-central topography ``v_s`` is added.
-  A frame's spatial pattern then mostly says "±v", so frame-by-frame geometry (correlation-distance RDMs)
-  matches the model less, while the share of EEG variance that depends on the model grows, which
-  covariance-based dependence measures pick up.
+* Negative-prosody sentences (finding iii) recruit a richer but globally dominated response: the layer's
+  ``negative_rich_sources`` leading components ``r⁺`` reach the scalp through their own topographies
+  ``R_s`` (more model information: information-theoretic and unnormalised kernel dependence rise), and a
+  strong single-source response ``g_1 · v_s · r_1(t)`` with a broad fronto-central topography ``v_s``
+  dominates every frame's spatial pattern, so the frame-by-frame geometry (correlation-distance RDMs)
+  matches the model less. This is one mechanism that produces the paper's dissociation; the demo
+  shows that the pipeline detects it, not that real brains work this way.
 * ``b(t)``: volume-conducted 1/f ("pink") background (smooth spatial kernel, so neighbours correlate) scaled to ``snr_db`` against the signal;
   ``mains``: a ``line_freq`` sinusoid; ``drift``: a slow random walk; one channel is broken (high-variance
   noise) in every recording and marked ``bad`` in ``channels.tsv`` for every other subject only, so that
@@ -85,22 +88,24 @@ def _hann_smooth(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray, np.ndarray]], negative: set[int],
-                 duration_s: float, sfreq: float, A: np.ndarray, v: np.ndarray, params: dict,
-                 rng: np.random.Generator, line_freq: float, bad_index: int,
-                 conduction: np.ndarray) -> np.ndarray:
+                 duration_s: float, sfreq: float, A: np.ndarray, A_rich: np.ndarray, v: np.ndarray, params: dict,
+                 rng: np.random.Generator, line_freq: float, bad_index: int, conduction: np.ndarray) -> np.ndarray:
     """One run's EEG in µV (channels × samples)."""
     n_ch, n_src = A.shape
+    n_rich = A_rich.shape[1]
     n = int(round(duration_s * sfreq))
     t = np.arange(n) / sfreq
-    u = np.zeros((n_src, n))
+    u = np.zeros((n_rich, n))
+    speech = np.zeros(n, bool)
     is_negative = np.zeros(n, bool)
     for r in sentences.itertuples():
         s, ft = sources[r.sentence_id]
         for k in range(len(s)):
             a, b = np.searchsorted(t, r.onset_s + ft[k, 0]), np.searchsorted(t, r.onset_s + ft[k, 1])
-            u[:, a:b] = s[k][:, None]
+            u[:, a:b] = s[k, :n_rich][:, None]
+        a, b = np.searchsorted(t, r.onset_s), np.searchsorted(t, r.offset_s + params["latency_ms"] / 1e3)
+        speech[a:b] = True
         if r.sentence_id in negative:
-            a, b = np.searchsorted(t, r.onset_s), np.searchsorted(t, r.offset_s + params["latency_ms"] / 1e3)
             is_negative[a:b] = True
 
     def delayed(x: np.ndarray, ms: float) -> np.ndarray:
@@ -109,13 +114,13 @@ def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray
 
     r_t = delayed(u, params["latency_ms"]) + params["early_gain"] * delayed(u, params["early_latency_ms"])
     r_t = _hann_smooth(r_t, int(0.05 * sfreq))
-    multidim = np.where(is_negative, params["negative_multidim_gain"], 1.0)
-    signal = (A @ r_t) * multidim + np.outer(v, r_t[0]) * params["negative_rank1_gain"] * is_negative
+    neutral = A @ r_t[:n_src]
+    rich = params["negative_rich_gain"] * (A_rich @ r_t) + params["negative_rank1_gain"] * np.outer(v, r_t[0])
+    signal = np.where(is_negative, rich, neutral)
 
-    # Scale so that the planted signal has the configured SNR against a fixed background level.
-    sig_rms = np.sqrt(np.mean(signal[:, is_negative | (np.abs(u).sum(0) > 0)] ** 2)) + 1e-12
-    target = BACKGROUND_UV * 10 ** (params["snr_db"] / 20)
-    signal *= target / sig_rms
+    # The configured SNR is that of the neutral response; the negative response is stronger by design.
+    sig_rms = np.sqrt(np.mean(neutral[:, speech & ~is_negative] ** 2)) + 1e-12
+    signal *= BACKGROUND_UV * 10 ** (params["snr_db"] / 20) / sig_rms
     # Volume conduction: 1/f sources seen through a smooth spatial kernel, plus a little sensor noise,
     # so that neighbouring electrodes correlate as in real scalp EEG.
     background = conduction @ pink_noise(n_ch, n, rng) + 0.15 * rng.standard_normal((n_ch, n))
@@ -134,7 +139,8 @@ def write_demo_bids(*, adapter: DemoDataset, sentences_tsv: Path, planted_layer_
     sentences = pd.read_csv(sentences_tsv, sep="\t")
     truth = adapter.truth()
     negative = set(truth.loc[truth["prosody"] == "negative", "sentence_id"].astype(int))
-    sources = planted_sources(planted_layer_file, sentences["sentence_id"].tolist(), demo["n_sources"])
+    n_rich = max(demo["n_sources"], demo["negative_rich_sources"])
+    sources = planted_sources(planted_layer_file, sentences["sentence_id"].tolist(), n_rich)
     montage = mne.channels.make_standard_montage(adapter.montage)
     ch_names = list(montage.ch_names)
     if demo["bad_channel"] not in ch_names:
@@ -142,6 +148,7 @@ def write_demo_bids(*, adapter: DemoDataset, sentences_tsv: Path, planted_layer_
     bad_index = ch_names.index(demo["bad_channel"])
     group_rng = make_rng(seed, "demo", "topographies")
     A0 = scalp_patterns(montage, ch_names, demo["n_sources"], group_rng)
+    A_rich0 = scalp_patterns(montage, ch_names, demo["negative_rich_sources"], group_rng)
     pos = np.array([montage.get_positions()["ch_pos"][c] for c in ch_names])
     fz_cz = pos[[ch_names.index("Fz"), ch_names.index("Cz")]].mean(axis=0)
     v0 = np.exp(-((pos - fz_cz) ** 2).sum(1) / (2 * 0.06**2))
@@ -152,12 +159,14 @@ def write_demo_bids(*, adapter: DemoDataset, sentences_tsv: Path, planted_layer_
     for i, subject in enumerate(adapter.subjects()):
         rng = make_rng(seed, "demo", "subject", subject)
         A = A0 + 0.1 * rng.standard_normal(A0.shape) / np.sqrt(len(ch_names))
+        A_rich = A_rich0 + 0.1 * rng.standard_normal(A_rich0.shape) / np.sqrt(len(ch_names))
         v = v0 + 0.1 * rng.standard_normal(v0.shape) / np.sqrt(len(ch_names))
         for rec in adapter.recordings(subject):
             stim_file = f"run-{rec.run}.wav"
             duration = len(load_audio(adapter.stimulus_path(stim_file))) / 16_000 + demo["tail_s"]
             eeg_uv = simulate_run(sentences=sentences[sentences["stim_file"] == stim_file], sources=sources,
-                                  negative=negative, duration_s=duration, sfreq=demo["sfreq"], A=A, v=v, params=demo,
+                                  negative=negative, duration_s=duration, sfreq=demo["sfreq"], A=A, A_rich=A_rich, v=v,
+                                  params=demo,
                                   rng=rng, line_freq=adapter.line_freq, bad_index=bad_index,
                                   conduction=conduction)
             info = mne.create_info(ch_names, demo["sfreq"], "eeg")

@@ -57,20 +57,27 @@ def compute_battery(
     """Metrics between every X item (B, T, p) and every Y item (L, T, q) of one sentence → {name: (B, L)}.
 
     ``settings`` maps a metric name to its settings (see ``METRICS[name].defaults``), e.g.
-    ``{"cka_rbf": {"bandwidth": 2.0}, "gcmi": {"bias_correct": False}}``.
+    ``{"cka_rbf": {"bandwidth": 2.0}, "gcmi": {"bias_correct": False}}``. Sentences with T < 3 and items
+    that are non-finite or constant over frames give NaN. ``device``: "cpu", "cuda" or "auto"; results are
+    float64 numpy arrays either way.
     """
     settings = settings or {}
     extra = set(settings) - set(metrics)
     if extra:
         raise ValueError(f"settings given for metrics not requested: {sorted(extra)}")
     resolved = {m: resolve_settings(m, settings.get(m)) for m in metrics}
+    gram_metrics = {m: _GRAM[m](**resolved[m]) for m in metrics if m in _GRAM}
+    if "gcmi" in metrics and not isinstance(resolved["gcmi"]["bias_correct"], bool | np.bool_):
+        raise ValueError(f"gcmi bias_correct must be a bool; got {resolved['gcmi']['bias_correct']!r}")
     dev = _backend.resolve_device(device)
     out: dict[str, np.ndarray] = {}
     with _backend.exact_numerics(dev):
         x = _backend.as_batch(X, dev, "X")
         y = _backend.as_batch(Y, dev, "Y")
         if x.shape[1] != y.shape[1]:
-            raise ValueError(f"X and Y must have the same number of frames; got {x.shape[1]} and {y.shape[1]}")
+            raise ValueError(
+                f"X and Y must have the same number of frames; got {x.shape[1]} and {y.shape[1]}"
+            )
         b, n_frames, n_y = x.shape[0], x.shape[1], y.shape[0]
         if n_frames < 3:
             # no metric is defined on fewer than 3 frames (an RDM with < 3 entries; a rank-1 centred Gram)
@@ -84,17 +91,13 @@ def compute_battery(
                 if m in _RSA:
                     out[m] = rsa_from_prepared(a_side, b_side, _RSA[m])
 
-        gram_metrics = {m: _GRAM[m](**resolved[m]) for m in metrics if m in _GRAM}
         need_mask = bool(gram_metrics) or "gcmi" in metrics
         if need_mask:
             ok = _informative(x)[:, None] & _informative(y)[None, :]
         if gram_metrics:
             out.update(_gram_battery(x, y, gram_metrics, ok))
         if "gcmi" in metrics:
-            bias_correct = resolved["gcmi"]["bias_correct"]
-            if not isinstance(bias_correct, bool | np.bool_):
-                raise ValueError(f"gcmi bias_correct must be a bool; got {bias_correct!r}")
-            out["gcmi"] = _gcmi_battery(x, y, ok, bool(bias_correct))
+            out["gcmi"] = _gcmi_battery(x, y, ok, bool(resolved["gcmi"]["bias_correct"]))
     return {m: out[m] for m in metrics}
 
 
@@ -102,7 +105,10 @@ def _gram_battery(
     x: torch.Tensor, y: torch.Tensor, specs: Mapping[str, gram.GramMetric], ok: torch.Tensor
 ) -> dict[str, np.ndarray]:
     n_frames = x.shape[1]
-    results = {m: torch.full((x.shape[0], y.shape[0]), torch.nan, dtype=_backend.DTYPE, device=x.device) for m in specs}
+    results = {
+        m: torch.full((x.shape[0], y.shape[0]), torch.nan, dtype=_backend.DTYPE, device=x.device)
+        for m in specs
+    }
     runnable = {m: s for m, s in specs.items() if n_frames >= s.min_frames}
     by_key: dict[Any, list[str]] = {}
     for m, s in runnable.items():
@@ -147,5 +153,7 @@ def compute(
     """Metric ``name`` between one sentence's X (T, p) and Y (T, q); 1-D input is one feature."""
     x = _backend.as_single(X, "X")
     y = _backend.as_single(Y, "Y")
-    res = compute_battery(x, y, metrics=[name], settings={name: settings} if settings else None, device=device)
+    res = compute_battery(
+        x, y, metrics=[name], settings={name: settings} if settings else None, device=device
+    )
     return float(res[name][0, 0])

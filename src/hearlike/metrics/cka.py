@@ -17,7 +17,9 @@ from hearlike.metrics import gram
 def cka_linear() -> gram.GramMetric:
     """Linear CKA."""
     return gram.GramMetric(
-        side=lambda x: gram.double_centred(gram.linear_gram(x)), side_key=("linear", "centred"), finish=gram.cosine
+        side=lambda x: gram.double_centred(gram.linear_gram(x)),
+        side_key=("linear", "centred"),
+        finish=gram.cosine,
     )
 
 

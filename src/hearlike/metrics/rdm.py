@@ -86,7 +86,9 @@ class RankInfo:
     """Ranks of each row of a (B, n) matrix."""
 
     average: torch.Tensor | None  # (B, n) float64, 1-based, ties get their mean rank (scipy 'average')
-    standardised: torch.Tensor | None  # (B, n) average ranks centred and scaled to unit norm (NaN if constant)
+    standardised: (
+        torch.Tensor | None
+    )  # (B, n) average ranks centred and scaled to unit norm (NaN if constant)
     dense: torch.Tensor | None  # (B, n) int64, 0-based dense ranks (ties share one)
     n_levels: torch.Tensor | None  # (B,) number of distinct values
     tie_pairs: torch.Tensor | None  # (B,) number of pairs of entries with equal values

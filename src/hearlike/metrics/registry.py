@@ -44,7 +44,9 @@ class MetricSpec:
         return _module_file(self.module)
 
 
-def _spec(name: str, family: str, lo: float, hi: float, module: str, description: str, **kw: Any) -> MetricSpec:
+def _spec(
+    name: str, family: str, lo: float, hi: float, module: str, description: str, **kw: Any
+) -> MetricSpec:
     shared = _SHARED_RSA if module in ("rsa", "gcmi") else _SHARED_GRAM
     return MetricSpec(name, family, (lo, hi), description, f"{_PKG}.{module}", depends_on=shared, **kw)
 

@@ -86,7 +86,9 @@ def _kendall_from_prepared(a: PreparedRDMs, b: PreparedRDMs) -> np.ndarray:
                 discordant, joint_ties = _discordant_torch(x_ranks, y_ranks.to(x_ranks.device), y_levels)
             # τ_b = (n0 − n1 − n2 + n3 − 2D) / sqrt((n0 − n1)(n0 − n2)), exact integer numerator
             numer = n_total - ties_a[rows] - ties_b[j] + joint_ties - 2 * discordant
-            denom = np.sqrt((n_total - ties_a[rows]).astype(np.float64)) * math.sqrt(float(n_total - ties_b[j]))
+            denom = np.sqrt((n_total - ties_a[rows]).astype(np.float64)) * math.sqrt(
+                float(n_total - ties_b[j])
+            )
             out[rows, j] = np.clip(numer / denom, -1.0, 1.0)
     return out
 
@@ -96,7 +98,9 @@ def _padded_length(n: int) -> int:
     return max(2 * _BRUTE_BLOCK, 1 << (n - 1).bit_length())
 
 
-def _discordant_numpy(x_ranks: np.ndarray, y_ranks: np.ndarray, y_levels: int) -> tuple[np.ndarray, np.ndarray]:
+def _discordant_numpy(
+    x_ranks: np.ndarray, y_ranks: np.ndarray, y_levels: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Discordant pairs D and pairs tied in both x and y, for each row of x against one y (numpy)."""
     keys = x_ranks.astype(np.int64) * np.int64(y_levels) + y_ranks[None, :]
     keys.sort(axis=1)
@@ -165,7 +169,9 @@ def _inversions_row(seq: np.ndarray, n_values: int) -> int:
     return total
 
 
-def _discordant_torch(x_ranks: torch.Tensor, y_ranks: torch.Tensor, y_levels: int) -> tuple[np.ndarray, np.ndarray]:
+def _discordant_torch(
+    x_ranks: torch.Tensor, y_ranks: torch.Tensor, y_levels: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Same as :func:`_discordant_numpy` in torch (used on CUDA)."""
     keys = x_ranks * y_levels + y_ranks[None, :]
     keys = torch.sort(keys, dim=1).values

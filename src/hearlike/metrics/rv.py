@@ -23,12 +23,16 @@ def _zero_diagonal(k: torch.Tensor) -> torch.Tensor:
 def rv() -> gram.GramMetric:
     """RV coefficient (= linear CKA)."""
     return gram.GramMetric(
-        side=lambda x: gram.double_centred(gram.linear_gram(x)), side_key=("linear", "centred"), finish=gram.cosine
+        side=lambda x: gram.double_centred(gram.linear_gram(x)),
+        side_key=("linear", "centred"),
+        finish=gram.cosine,
     )
 
 
 def rv2() -> gram.GramMetric:
     """Modified RV coefficient (zero-diagonal Gram matrices of column-centred data)."""
     return gram.GramMetric(
-        side=lambda x: _zero_diagonal(gram.linear_gram(x)), side_key=("linear", "zero-diagonal"), finish=gram.cosine
+        side=lambda x: _zero_diagonal(gram.linear_gram(x)),
+        side_key=("linear", "zero-diagonal"),
+        finish=gram.cosine,
     )
