@@ -18,8 +18,8 @@ When it runs:
 Without slurmdbd (``WITH_SLURMDBD=0 ci/slurm.sh up``, ``sacct`` fails) the run adds
 ``--slurm-status-command squeue``; with it, the plugin's default ``sacct`` path is the one exercised.
 
-The local run is the ``study`` fixture if a conftest provides one (the session's full demo run), else
-this module runs it. ``HEARLIKE_SLURM_TIMEOUT`` (seconds, default 3600) bounds the SLURM run; it is
+The local run is the session's ``study`` fixture (tests/conftest.py: the full demo run that the other
+workflow tests share) when there is one, else this module runs it. ``HEARLIKE_SLURM_TIMEOUT`` (seconds, default 3600) bounds the SLURM run; it is
 stopped with SIGINT (so Snakemake cancels its SLURM jobs) and SIGKILL 60 s later.
 """
 
@@ -93,8 +93,9 @@ def copy_workflow(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "config.yaml"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("workflow", "resources", "profiles"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("workflow", "resources", "profiles", "envs"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
 
 

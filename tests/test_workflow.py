@@ -8,65 +8,15 @@ never touched.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from conftest import ROOT, planned_jobs, snakemake
+
 pytestmark = pytest.mark.slow
-
-
-def copy_workflow(dest: Path) -> Path:
-    """A runnable copy of the study (code is imported from the installed package)."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, dest / name)
-    for name in ("workflow", "resources", "profiles"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
-    """Rule → job count from a dry run."""
-    out = snakemake(workdir, "--dry-run", "--quiet", "rules", *args).stdout
-    counts: dict[str, int] = {}
-    for line in out.splitlines():
-        m = re.match(r"^\s*([A-Za-z_]\w*)\s+(\d+)\s*$", line)
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
-@pytest.fixture(scope="session")
-def study(tmp_path_factory) -> Path:
-    work = copy_workflow(tmp_path_factory.mktemp("study"))
-    snakemake(work)
-    return work
-
-
-@pytest.fixture(scope="session")
-def tables(study) -> dict[str, pd.DataFrame]:
-    root = study / "results" / "demo" / "tables"
-    return {p.stem: pd.read_csv(p, sep="\t", na_values=["n/a"], keep_default_na=False) for p in root.glob("*.tsv")}
-
-
-@pytest.fixture(scope="session")
-def demo_config() -> dict:
-    return yaml.safe_load((ROOT / "config.yaml").read_text())["datasets"]["demo"]["demo"]
 
 
 def test_all_outputs_exist(study):

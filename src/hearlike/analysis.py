@@ -13,7 +13,7 @@ import pandas as pd
 from hearlike import nulls as null_dist
 from hearlike.align import group_layers, zscore_columns
 from hearlike.io import load_npz_dict, read_tsv, sentence_key, write_tsv
-from hearlike.metrics import METRICS, compute_battery
+from hearlike.metrics import METRICS, compute_battery, compute_battery_reindexed
 from hearlike.seeding import derive_seed
 from hearlike.stats import fisher_z, inverse_fisher_z
 
@@ -68,6 +68,12 @@ def subject_metric(*, metric: str, model: str, aligned: Path, feats: Mapping[str
     long, cropped: an unbiased baseline at the sentence's own length), its p-value; the circular-shift
     null (mean, SD, p); and, for RSA-Spearman only, the paper's frame-permutation p-value
     (``p_frameperm_codefaithful``: anti-conservative, kept for comparison).
+
+    The shift and frame-permutation draws of all layers of a timebase come from one
+    :func:`~hearlike.metrics.compute_battery_reindexed` call per sentence (each side prepared once, each
+    draw a gather and a dot product); the draws themselves are those of
+    :func:`hearlike.nulls.sentence_null_table` with the per-layer unit seed, so the table is the same as
+    scoring every re-indexed copy of the model features with ``compute_battery``.
     """
     eeg, emeta = load_npz_dict(aligned)
     subject = str(emeta["subject"])
@@ -83,6 +89,9 @@ def subject_metric(*, metric: str, model: str, aligned: Path, feats: Mapping[str
     def batch_score(X: np.ndarray, Ys: np.ndarray) -> np.ndarray:
         return battery(X[None], Ys)[0]
 
+    def layer_indexed_score(X: np.ndarray, Ys: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return compute_battery_reindexed(X, Ys, idx, metrics=[metric], settings={metric: settings})[metric]
+
     for timebase, group in group_layers(layers).items():
         pairs = {sid: sentence_pair(eeg, feats, timebase, group, sid) for sid in sids}
         pairs = {sid: p for sid, p in pairs.items() if len(p[0]) >= 3}
@@ -90,15 +99,16 @@ def subject_metric(*, metric: str, model: str, aligned: Path, feats: Mapping[str
             log.warning("%s %s: no sentence has 3 valid frames on the %s timebase", model, subject, timebase)
             continue
         rate = float(np.median([1.0 / np.median(np.diff(t[:, 0])) for _, _, t in pairs.values() if len(t) > 1]))
-        for li, layer in enumerate(group):
-            table = null_dist.sentence_null_table(
-                eeg={sid: X for sid, (X, _, _) in pairs.items()},
-                model={sid: Y[li] for sid, (_, Y, _) in pairs.items()},
-                frame_rate_hz=rate, seed=derive_seed(seed, "metric", model, metric, subject, layer),
-                batch_score=batch_score, min_shift_s=nulls_cfg(nulls, "min_shift_s"),
-                n_shifts=nulls_cfg(nulls, "circular_shift"), n_mismatch=nulls_cfg(nulls, "sentence_mismatch") or None,
-                n_perm_codefaithful=nulls_cfg(nulls, "frame_permutation") if metric in FRAMEPERM_METRICS else 0,
-            )
+        layer_tables = null_dist.layer_sentence_null_tables(
+            eeg={sid: X for sid, (X, _, _) in pairs.items()},
+            model={sid: Y for sid, (_, Y, _) in pairs.items()},
+            seeds=[derive_seed(seed, "metric", model, metric, subject, layer) for layer in group],
+            frame_rate_hz=rate, batch_score=batch_score, layer_indexed_score=layer_indexed_score,
+            min_shift_s=nulls_cfg(nulls, "min_shift_s"), n_shifts=nulls_cfg(nulls, "circular_shift"),
+            n_mismatch=nulls_cfg(nulls, "sentence_mismatch") or None,
+            n_perm_codefaithful=nulls_cfg(nulls, "frame_permutation") if metric in FRAMEPERM_METRICS else 0,
+        )
+        for layer, table in zip(group, layer_tables, strict=True):
             table.insert(0, "subject", subject)
             table.insert(2, "model", model)
             table.insert(3, "layer", layer)
@@ -155,7 +165,9 @@ def window_job(*, model: str, subject: str, segments: Path, features: Path, word
                              f"{sorted(WINDOW_METHODS)}")
         for layer in fmeta["layers"]:
             timebase = layer.split(".", 1)[0]
-            model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}"] for sid in sids}
+            # word-locked items span sentences, so they need the basis shared by all sentences
+            suffix = ".pooled" if windows["lock"] == "word" else ""
+            model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}{suffix}"] for sid in sids}
             times = {sid: feats[f"{timebase}/{sentence_key(sid)}.times"] for sid in sids}
             if windows["lock"] == "word":
                 wf = win.word_locked_features(eeg=eeg, sfreq=sfreq, model=model_feats, frame_times=times,

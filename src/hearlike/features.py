@@ -31,8 +31,32 @@ def pca_zscore(states: np.ndarray, n_components: int) -> np.ndarray:
         return scores / np.where(sd > 1e-12 * max(s[0], 1e-300), sd, np.nan)
 
 
+def pooled_pca(states: dict[int, np.ndarray], n_components: int) -> dict[int, np.ndarray]:
+    """PCA fitted on all sentences' frames together, components z-scored over the pool.
+
+    Per-sentence PCA (the paper's) gives every sentence its own basis, which is fine for within-sentence
+    metrics but makes feature vectors incomparable across sentences; analyses whose items span
+    sentences (word-locked windows, sentence descriptors) need this common basis.
+    """
+    pooled = np.concatenate([s.astype(np.float64) for s in states.values()])
+    mean = pooled.mean(axis=0)
+    k = min(n_components, pooled.shape[0] - 1, pooled.shape[1])
+    _, _, vt = np.linalg.svd(pooled - mean, full_matrices=False)
+    basis = vt[:k].T
+    scores = (pooled - mean) @ basis
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(k)])
+    basis = basis * np.where(signs == 0, 1.0, signs)
+    sd = ((pooled - mean) @ basis).std(axis=0, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {sid: ((s.astype(np.float64) - mean) @ basis) / np.where(sd > 0, sd, np.nan) for sid, s in states.items()}
+
+
 def model_features(*, activations_dir: Path, out: Path, n_components: int) -> None:
-    """Step function: PCA-k features of every layer and sentence of one model (one bundle per model)."""
+    """Step function: PCA-k features of every layer and sentence of one model (one bundle per model).
+
+    ``{layer}/s0001``: per-sentence PCA (METHODS §3.5, for within-sentence metrics);
+    ``{layer}/s0001.pooled``: a basis shared by all sentences (for analyses whose items span sentences).
+    """
     from hearlike.models.cache import load_manifest, read_layer
 
     manifest = load_manifest(activations_dir)
@@ -43,8 +67,10 @@ def model_features(*, activations_dir: Path, out: Path, n_components: int) -> No
         for name in names:
             per_sentence = read_layer(activations_dir / f"{name}.safetensors")
             sentence_ids = sorted(per_sentence)
+            pooled = pooled_pca({sid: states for sid, (states, _) in per_sentence.items()}, n_components)
             for sid, (states, times) in per_sentence.items():
                 arrays[f"{name}/{sentence_key(sid)}"] = pca_zscore(states, n_components).astype(np.float32)
+                arrays[f"{name}/{sentence_key(sid)}.pooled"] = pooled[sid].astype(np.float32)
                 arrays[f"{timebase}/{sentence_key(sid)}.times"] = times
     save_npz_dict(out, arrays, meta={"layers": layers, "timebases": list(group_layers(layers)),
                                      "n_layers": len(layers), "sentence_ids": sentence_ids,

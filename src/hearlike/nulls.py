@@ -22,6 +22,11 @@ depend on :mod:`hearlike.metrics`. Optional batched callables make the nulls fas
 ``hearlike.metrics.compute_battery`` (EEG batch × model batch), e.g.
 ``batch_score=lambda X, Ys: compute_battery(X[None], Ys, metrics=[m])[m][0]`` and
 ``score_matrix=lambda Xs, Ys: compute_battery(Xs, Ys, metrics=[m])[m]``.
+Re-indexing nulls (circular shift, frame permutation) also take an ``indexed_score(X, Y, idx)`` that scores
+X against every re-indexing ``Y[idx[b]]`` without materialising them, e.g.
+``lambda X, Y, idx: compute_battery_reindexed(X, Y[None], idx, metrics=[m])[m][0]``, and
+:func:`layer_sentence_null_tables` gives the tables of all layers of one timebase from one such call per
+sentence.
 For RSA-Spearman, :func:`rdm_spearman_permutation_null` works on precomputed RDM vectors (all
 electrodes at once) and ranks each RDM only once.
 
@@ -45,6 +50,10 @@ Score = Callable[[np.ndarray, np.ndarray], float]
 BatchScore = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: score_matrix(Xs (S,T,p), Ys (S,T,q)) -> (S,S), entry [s, s'] = score(Xs[s], Ys[s'])
 ScoreMatrix = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: indexed_score(X (T,p), Y (T,q), idx (B,T)) -> (B,), entry b = score(X, Y[idx[b]])
+IndexedScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+#: layer_indexed_score(X (T,p), Ys (L,T,q), idx (L,B,T)) -> (L,B), entry [l, b] = score(X, Ys[l][idx[l, b]])
+LayerIndexedScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 LengthMode = Literal["crop", "interpolate"]
 
 
@@ -140,9 +149,13 @@ def null_scores(
     indices: np.ndarray,
     score: Score | None = None,
     batch_score: BatchScore | None = None,
+    indexed_score: IndexedScore | None = None,
     chunk: int = 64,
 ) -> np.ndarray:
-    """Scores of the EEG against the model features re-indexed in time, one per row of ``indices``."""
+    """Scores of the EEG against the model features re-indexed in time, one per row of ``indices``.
+
+    ``indexed_score``, when given, gets all of ``indices`` at once and is used instead of ``model[idx]``.
+    """
     eeg = np.asarray(eeg)
     model = np.asarray(model)
     if eeg.shape[0] != model.shape[0]:
@@ -152,6 +165,13 @@ def null_scores(
     indices = np.asarray(indices, dtype=np.int64)
     if indices.shape[0] == 0:
         return np.empty(0)
+    if indexed_score is not None:
+        vals = np.asarray(indexed_score(eeg, model, indices), dtype=float).ravel()
+        if vals.shape[0] != indices.shape[0]:
+            raise ValueError(
+                f"indexed_score returned {vals.shape[0]} scores for {indices.shape[0]} re-indexings"
+            )
+        return vals
     if batch_score is not None:
         parts = [
             np.asarray(batch_score(eeg, model[indices[i : i + chunk]]), dtype=float).ravel()
@@ -164,13 +184,20 @@ def null_scores(
 
 
 def _observed(
-    eeg: np.ndarray, model: np.ndarray, score: Score | None, batch_score: BatchScore | None
+    eeg: np.ndarray,
+    model: np.ndarray,
+    score: Score | None,
+    batch_score: BatchScore | None,
+    indexed_score: IndexedScore | None = None,
 ) -> float:
     if score is not None:
         return float(score(eeg, model))
-    if batch_score is None:
-        raise ValueError("pass score or batch_score")
-    return float(np.asarray(batch_score(eeg, np.asarray(model)[None]), dtype=float).ravel()[0])
+    if batch_score is not None:
+        return float(np.asarray(batch_score(eeg, np.asarray(model)[None]), dtype=float).ravel()[0])
+    if indexed_score is not None:
+        identity = np.arange(np.asarray(model).shape[0], dtype=np.int64)[None]
+        return float(np.asarray(indexed_score(eeg, model, identity), dtype=float).ravel()[0])
+    raise ValueError("pass score, batch_score or indexed_score")
 
 
 def circular_shift_null(
@@ -181,6 +208,7 @@ def circular_shift_null(
     rng: np.random.Generator,
     score: Score | None = None,
     batch_score: BatchScore | None = None,
+    indexed_score: IndexedScore | None = None,
     observed: float | None = None,
     min_shift_s: float = 1.0,
     n_shifts: int = 200,
@@ -190,12 +218,13 @@ def circular_shift_null(
 
     ``eeg`` (T, p) and ``model`` (T, q) share the frame axis. ``observed`` defaults to score(eeg, model).
     Too short a sentence (see :func:`draw_circular_shifts`) gives NaN null statistics and p-value.
+    ``indexed_score`` (optional) scores all shifts from the unshifted model features at once.
     The rotation joins the model's last frame to its first; for very smooth signals this seam lowers
     the null slightly (measured in tests/test_nulls.py), so prefer long sentences and rates where the
     signals' correlation time is short relative to T.
     """
     n_frames = np.asarray(model).shape[0]
-    obs = _observed(eeg, model, score, batch_score) if observed is None else float(observed)
+    obs = _observed(eeg, model, score, batch_score, indexed_score) if observed is None else float(observed)
     shifts = draw_circular_shifts(
         n_frames=n_frames,
         frame_rate_hz=frame_rate_hz,
@@ -206,7 +235,15 @@ def circular_shift_null(
     )
     idx = circular_shift_indices(shifts, n_frames)
     return summarize_null(
-        obs, null_scores(eeg=eeg, model=model, indices=idx, score=score, batch_score=batch_score)
+        obs,
+        null_scores(
+            eeg=eeg,
+            model=model,
+            indices=idx,
+            score=score,
+            batch_score=batch_score,
+            indexed_score=indexed_score,
+        ),
     )
 
 
@@ -217,18 +254,28 @@ def frame_permutation_null_codefaithful(
     rng: np.random.Generator,
     score: Score | None = None,
     batch_score: BatchScore | None = None,
+    indexed_score: IndexedScore | None = None,
     observed: float | None = None,
     n_perm: int = 500,
 ) -> NullResult:
     """The paper's frame-permutation null (code-faithful column only; anti-conservative, bug B19).
 
     Permuting the model's frames permutes the rows and columns of its RDM jointly, as the code does.
+    ``indexed_score`` (optional) scores all permutations from the unpermuted model features at once.
     """
     n_frames = np.asarray(model).shape[0]
-    obs = _observed(eeg, model, score, batch_score) if observed is None else float(observed)
+    obs = _observed(eeg, model, score, batch_score, indexed_score) if observed is None else float(observed)
     idx = draw_frame_permutations(n_frames=n_frames, n_perm=n_perm, rng=rng)
     return summarize_null(
-        obs, null_scores(eeg=eeg, model=model, indices=idx, score=score, batch_score=batch_score)
+        obs,
+        null_scores(
+            eeg=eeg,
+            model=model,
+            indices=idx,
+            score=score,
+            batch_score=batch_score,
+            indexed_score=indexed_score,
+        ),
     )
 
 
@@ -507,6 +554,86 @@ def sentence_mismatch_null(
 # all nulls of one (subject, model, layer, metric) unit, one row per sentence
 
 
+def sentence_null_indices(
+    *,
+    n_frames: int,
+    frame_rate_hz: float,
+    seed: int,
+    sentence_id: int,
+    min_shift_s: float = 1.0,
+    n_shifts: int = 200,
+    n_perm_codefaithful: int = 500,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (B_shift, T) circular-shift and (B_perm, T) frame-permutation indices of one sentence.
+
+    These are the draws of :func:`sentence_null_table` (and :func:`circular_shift_null` /
+    :func:`frame_permutation_null_codefaithful` with its per-sentence generators): seeded with
+    ``derive_seed(seed, "shift", sentence_id)`` and ``derive_seed(seed, "frameperm", sentence_id)``, so
+    they depend only on the unit seed, the sentence and its length. Too short a sentence gives no shifts
+    (a (0, T) array); ``n_perm_codefaithful = 0`` gives no permutations.
+    """
+    shifts = draw_circular_shifts(
+        n_frames=n_frames, frame_rate_hz=frame_rate_hz, min_shift_s=min_shift_s, n_shifts=n_shifts,
+        rng=np.random.default_rng(derive_seed(seed, "shift", sentence_id)),
+    )  # fmt: skip
+    if n_perm_codefaithful > 0:
+        perms = draw_frame_permutations(
+            n_frames=n_frames, n_perm=n_perm_codefaithful,
+            rng=np.random.default_rng(derive_seed(seed, "frameperm", sentence_id)),
+        )  # fmt: skip
+    else:
+        perms = np.empty((0, n_frames), dtype=np.int64)
+    return circular_shift_indices(shifts, n_frames), perms
+
+
+def _unit_mismatch(
+    xs: list[np.ndarray],
+    ys: list[np.ndarray],
+    *,
+    seed: int,
+    score: Score | None,
+    batch_score: BatchScore | None,
+    n_mismatch: int | None,
+) -> tuple[np.ndarray, list[NullResult]]:
+    """Observed scores and per-sentence mismatch nulls of one unit (one rng stream for the subsampling)."""
+    mism = sentence_mismatch_scores(
+        eeg=xs,
+        model=ys,
+        score=score,
+        batch_score=batch_score,
+        n_mismatch=n_mismatch,
+        rng=np.random.default_rng(derive_seed(seed, "mismatch")),
+    )
+    return mism.observed, sentence_mismatch_null_per_sentence(mism)
+
+
+def _null_row(
+    sid: int,
+    observed: float,
+    shift_null: np.ndarray,
+    perm_null: np.ndarray | None,
+    mismatch: NullResult,
+    baseline: str,
+) -> dict[str, float]:
+    shift = summarize_null(observed, shift_null)
+    p_perm = summarize_null(observed, perm_null).p_value if perm_null is not None else np.nan
+    base = mismatch if baseline == "mismatch" else shift
+    return {
+        "sentence_id": sid,
+        "value": observed,
+        "null_mean": base.null_mean,
+        "null_sd": base.null_sd,
+        "p_shift": shift.p_value,
+        "p_mismatch": mismatch.p_value,
+        "p_frameperm_codefaithful": p_perm,
+        "shift_null_mean": shift.null_mean,
+        "shift_null_sd": shift.null_sd,
+        "mismatch_null_mean": mismatch.null_mean,
+        "mismatch_null_sd": mismatch.null_sd,
+        "n_mismatch": mismatch.n_null,
+    }
+
+
 def sentence_null_table(
     *,
     eeg: Mapping[int, np.ndarray],
@@ -515,6 +642,7 @@ def sentence_null_table(
     seed: int,
     score: Score | None = None,
     batch_score: BatchScore | None = None,
+    indexed_score: IndexedScore | None = None,
     min_shift_s: float = 1.0,
     n_shifts: int = 200,
     n_mismatch: int | None = None,
@@ -529,52 +657,95 @@ def sentence_null_table(
     mismatch_null_sd, n_mismatch. Mismatch uses ``length_mode="crop"`` (partners at least as long,
     cut to the sentence's length), so its null mean is an unbiased H0 baseline at the sentence's own T;
     the default baseline is therefore the mismatch null. Shift and frame-permutation draws are seeded
-    per sentence from ``seed`` (:func:`hearlike.seeding.derive_seed`), so they do not depend on the
-    other sentences; the ``n_mismatch`` subsampling of partners uses one stream for the whole unit.
+    per sentence from ``seed`` (:func:`sentence_null_indices`), so they do not depend on the other
+    sentences; the ``n_mismatch`` subsampling of partners uses one stream for the whole unit.
+    Observed and mismatch scores use ``score``/``batch_score``; the shift and frame-permutation draws use
+    ``indexed_score`` when given (no re-indexed copies of the model features), else those.
     """
     sids = sorted(int(s) for s in eeg if s in model)
     xs = [np.asarray(eeg[s], dtype=float) for s in sids]
     ys = [np.asarray(model[s], dtype=float) for s in sids]
-    mism = sentence_mismatch_scores(
-        eeg=xs,
-        model=ys,
-        score=score,
-        batch_score=batch_score,
-        n_mismatch=n_mismatch,
-        rng=np.random.default_rng(derive_seed(seed, "mismatch")),
+    observed, per_mismatch = _unit_mismatch(
+        xs, ys, seed=seed, score=score, batch_score=batch_score, n_mismatch=n_mismatch
     )
-    per_mismatch = sentence_mismatch_null_per_sentence(mism)
     rows = []
     for i, sid in enumerate(sids):
-        obs = float(mism.observed[i])
-        shift = circular_shift_null(
-            eeg=xs[i], model=ys[i], frame_rate_hz=frame_rate_hz, score=score, batch_score=batch_score,
-            observed=obs, min_shift_s=min_shift_s, n_shifts=n_shifts,
-            rng=np.random.default_rng(derive_seed(seed, "shift", sid)),
+        shift_idx, perm_idx = sentence_null_indices(
+            n_frames=xs[i].shape[0], frame_rate_hz=frame_rate_hz, seed=seed, sentence_id=sid,
+            min_shift_s=min_shift_s, n_shifts=n_shifts, n_perm_codefaithful=n_perm_codefaithful,
         )  # fmt: skip
-        if n_perm_codefaithful > 0:
-            p_perm = frame_permutation_null_codefaithful(
-                eeg=xs[i], model=ys[i], score=score, batch_score=batch_score, observed=obs,
-                n_perm=n_perm_codefaithful, rng=np.random.default_rng(derive_seed(seed, "frameperm", sid)),
-            ).p_value  # fmt: skip
-        else:
-            p_perm = np.nan
-        mm = per_mismatch[i]
-        base = mm if baseline == "mismatch" else shift
-        rows.append(
-            {
-                "sentence_id": sid,
-                "value": obs,
-                "null_mean": base.null_mean,
-                "null_sd": base.null_sd,
-                "p_shift": shift.p_value,
-                "p_mismatch": mm.p_value,
-                "p_frameperm_codefaithful": p_perm,
-                "shift_null_mean": shift.null_mean,
-                "shift_null_sd": shift.null_sd,
-                "mismatch_null_mean": mm.null_mean,
-                "mismatch_null_sd": mm.null_sd,
-                "n_mismatch": mm.n_null,
-            }
+        draws = {"score": score, "batch_score": batch_score, "indexed_score": indexed_score}
+        shift_null = null_scores(eeg=xs[i], model=ys[i], indices=shift_idx, **draws)
+        perm_null = (
+            null_scores(eeg=xs[i], model=ys[i], indices=perm_idx, **draws)
+            if n_perm_codefaithful > 0
+            else None
         )
+        rows.append(_null_row(sid, float(observed[i]), shift_null, perm_null, per_mismatch[i], baseline))
     return pd.DataFrame(rows)
+
+
+def layer_sentence_null_tables(
+    *,
+    eeg: Mapping[int, np.ndarray],
+    model: Mapping[int, np.ndarray],
+    seeds: Sequence[int],
+    frame_rate_hz: float,
+    layer_indexed_score: LayerIndexedScore,
+    score: Score | None = None,
+    batch_score: BatchScore | None = None,
+    min_shift_s: float = 1.0,
+    n_shifts: int = 200,
+    n_mismatch: int | None = None,
+    n_perm_codefaithful: int = 500,
+    baseline: Literal["mismatch", "shift"] = "mismatch",
+) -> list[pd.DataFrame]:
+    """:func:`sentence_null_table` for every layer of one timebase, re-indexing nulls batched over layers.
+
+    ``model[sid]`` is (L, T, q): the L layers of sentence ``sid``; layer l uses the unit seed
+    ``seeds[l]``. Returns L tables equal to ``sentence_null_table(eeg=eeg, model={s: model[s][l]},
+    seed=seeds[l], ...)``: the same per-layer, per-sentence shifts and permutations, but all of a
+    sentence's draws (every layer, shifts and permutations together) come from one
+    ``layer_indexed_score(X, Ys (L,T,q), idx (L,B,T)) -> (L,B)`` call. Observed and mismatch scores use
+    ``score``/``batch_score`` per layer, as in :func:`sentence_null_table`.
+    """
+    sids = sorted(int(s) for s in eeg if s in model)
+    xs = [np.asarray(eeg[s], dtype=float) for s in sids]
+    ys = [np.asarray(model[s], dtype=float) for s in sids]
+    n_layers = len(seeds)
+    for sid, y in zip(sids, ys, strict=True):
+        if y.ndim != 3 or y.shape[0] != n_layers:
+            raise ValueError(
+                f"sentence {sid}: model must be ({n_layers}, T, q) for {n_layers} seeds; got {y.shape}"
+            )
+    units = [
+        _unit_mismatch(xs, [y[li] for y in ys], seed=seeds[li], score=score, batch_score=batch_score,
+                       n_mismatch=n_mismatch)
+        for li in range(n_layers)
+    ]  # fmt: skip
+    rows: list[list[dict[str, float]]] = [[] for _ in range(n_layers)]
+    for i, sid in enumerate(sids):
+        n_frames = xs[i].shape[0]
+        drawn = [
+            sentence_null_indices(
+                n_frames=n_frames, frame_rate_hz=frame_rate_hz, seed=seeds[li], sentence_id=sid,
+                min_shift_s=min_shift_s, n_shifts=n_shifts, n_perm_codefaithful=n_perm_codefaithful,
+            )
+            for li in range(n_layers)
+        ]  # fmt: skip
+        # every layer gets the same number of shifts: it depends only on T and the settings
+        n_shift = drawn[0][0].shape[0]
+        idx = np.stack([np.concatenate([s, p]) for s, p in drawn]) if drawn else np.empty((0, 0, n_frames))
+        if idx.shape[1]:
+            vals = np.asarray(layer_indexed_score(xs[i], ys[i], idx), dtype=float)
+            if vals.shape != idx.shape[:2]:
+                raise ValueError(f"layer_indexed_score returned shape {vals.shape}, expected {idx.shape[:2]}")
+        else:
+            vals = np.empty((n_layers, 0))
+        for li in range(n_layers):
+            observed, per_mismatch = units[li]
+            perm_null = vals[li, n_shift:] if n_perm_codefaithful > 0 else None
+            rows[li].append(
+                _null_row(sid, float(observed[i]), vals[li, :n_shift], perm_null, per_mismatch[i], baseline)
+            )
+    return [pd.DataFrame(r) for r in rows]

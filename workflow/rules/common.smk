@@ -69,8 +69,19 @@ def dataset_settings(ds):
     return config["datasets"][ds]
 
 
+@functools.cache
+def _subjects(ds):
+    return tuple(adapter(ds).subjects())
+
+
 def subjects(ds):
-    return adapter(ds).subjects()
+    """The dataset's analysed subjects, read from disk once per Snakemake invocation.
+
+    Cached because the input functions ask for them once per dependent job (hundreds of calls at paper
+    scale) and the real adapters re-read participants.tsv / datasets.mat each time; a fresh list is
+    returned so a caller cannot change the cached one.
+    """
+    return list(_subjects(ds))
 
 
 def is_demo(ds):
@@ -127,10 +138,10 @@ def planted_layer_file(wildcards):
 
 
 def metric_code(wildcards):
-    """The source file implementing the metric: editing it reruns only that metric's jobs."""
-    from hearlike.metrics import module_path
+    """The source files a metric depends on: editing one reruns only the jobs of the metrics that use it."""
+    from hearlike.metrics import module_paths
 
-    return str(module_path(wildcards.metric))
+    return [str(p) for p in module_paths(wildcards.metric)]
 
 
 def metric_settings(wildcards):
@@ -200,9 +211,8 @@ def per_electrode(wildcards):
 
 
 def window_code(wildcards):
-    from hearlike.metrics import module_path
-
-    return sorted({str(module_path(m)) for m in config["windows"]["metrics"]} | {str(PKG / "windows.py")})
+    """The windows module: window metrics are computed by its own RDM code."""
+    return [str(PKG / "windows.py")]
 
 
 def window_metric_settings(wildcards):
