@@ -79,6 +79,8 @@ def detect_bad_channels(data: np.ndarray, positions: np.ndarray, *, z_threshold:
     d2 = ((positions[:, None, :] - positions[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
     for i in range(len(data)):
+        if reasons.get(i) == "flat":
+            continue
         neighbours = [j for j in np.argsort(d2[i]) if j not in reasons][:N_NEIGHBOURS]
         r = np.corrcoef(data[i], data[neighbours].mean(axis=0))[0, 1]
         if not np.isfinite(r) or r < min_correlation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from importlib import metadata
@@ -34,8 +35,53 @@ def code_commit(repo: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+#: OpenNeuro puts the dataset version only in the DOI (``doi:10.18112/openneuro.ds004408.v1.0.8``)
+_DOI_VERSION = re.compile(r"\.v(\d+(?:\.\d+)*)$")
+
+
+def dataset_version(bids_root: Path) -> dict[str, Any]:
+    """Identity of a BIDS dataset from its ``dataset_description.json``: name, version, DOI, file hash.
+
+    ``version`` is the description's ``Version``/``DatasetVersion`` (NEMAR), else the version in an
+    OpenNeuro DOI, else None (a generated dataset such as the demo: ``generated_by`` says what made it).
+    The SHA-256 of the description file pins the exact metadata even where no version is given.
+    """
+    path = Path(bids_root) / "dataset_description.json"
+    if not path.exists():
+        return {"bids_root": str(bids_root), "description_sha256": None, "version": None}
+    desc = json.loads(path.read_text(encoding="utf-8-sig"))
+    doi = desc.get("DatasetDOI")
+    version = desc.get("Version") or desc.get("DatasetVersion")
+    if version is None and doi and (m := _DOI_VERSION.search(str(doi))):
+        version = m.group(1)
+    return {
+        "bids_root": str(bids_root),
+        "description_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "name": str(desc.get("Name", "")).strip() or None,
+        "bids_version": desc.get("BIDSVersion"),
+        "doi": doi,
+        "version": version,
+        "generated_by": desc.get("GeneratedBy"),
+    }
+
+
+def model_snapshot(model_dir: Path) -> dict[str, Any]:
+    """The snapshot record ``hearlike_model.json`` of a model directory (revision, hub id, build seed), or {}."""
+    path = Path(model_dir) / "hearlike_model.json"
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text())
+    return {k: record[k] for k in ("hub_id", "revision", "seed", "created_by") if k in record}
+
+
 def write_provenance(*, config: Mapping[str, Any], dataset: str, activations: Sequence[Path], out: Path) -> dict:
-    """Step function: write ``provenance.json`` (deterministic apart from the commit it records)."""
+    """Step function: write ``provenance.json`` (deterministic apart from the commit it records).
+
+    Records the code commit (package and workflow directory), the config hash, the dataset's identity
+    (``dataset_version``), every model's cache key (hub id, revision, settings) and snapshot record, the
+    package versions and the seeds (the base seed from which every unit's seed is derived, and the build
+    seeds of generated demo models).
+    """
     from hearlike.models.cache import load_manifest
 
     versions = {}
@@ -44,13 +90,23 @@ def write_provenance(*, config: Mapping[str, Any], dataset: str, activations: Se
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    settings = config["datasets"][dataset]
+    snapshots = {p.name: model_snapshot(Path(config["model_dir"]) / p.name) for p in activations}
     record = {
         "hearlike_version": __version__,
         "code": code_commit(Path(__file__).resolve().parents[2]),
+        # the workflow may run from another directory (an unpacked `snakemake --archive`) than the package
+        "workflow": {"path": str(Path.cwd()), **code_commit(Path.cwd())},
         "config_sha256": config_hash(config),
         "seed": config["seed"],
-        "dataset": {"name": dataset, **dict(config["datasets"][dataset])},
+        "seeds": {
+            "base": config["seed"],
+            "derivation": "hearlike.seeding.derive_seed(base, *unit ids)",
+            "model_build": {m: s["seed"] for m, s in snapshots.items() if "seed" in s},
+        },
+        "dataset": {"name": dataset, **dict(settings), "description": dataset_version(Path(settings["bids_root"]))},
         "models": {p.name: load_manifest(p).get("key", {}) for p in activations},
+        "model_snapshots": snapshots,
         "python": platform.python_version(),
         "packages": versions,
     }

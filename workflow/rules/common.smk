@@ -141,7 +141,8 @@ def metric_code(wildcards):
     """The source files a metric depends on: editing one reruns only the jobs of the metrics that use it."""
     from hearlike.metrics import module_paths
 
-    return [str(p) for p in module_paths(wildcards.metric)]
+    shared = [PKG / "metrics" / "reindexed.py", PKG / "nulls.py"]  # every metric's null draws go through these
+    return [str(p) for p in [*module_paths(wildcards.metric), *shared]]
 
 
 def metric_settings(wildcards):

@@ -4,9 +4,10 @@ Null distributions (circular shifts, frame permutations; :mod:`hearlike.nulls`) 
 ``Y[idx[b]]`` for B frame re-indexings ``idx[b]`` of the T frames. Re-indexing Y's frames by a
 permutation π only permutes the rows and columns of every Y-side frame × frame matrix:
 
-* RDMs: ``RDM(Y[π]) = RDM(Y)[π][:, π]`` entry for entry (the rounded correlation distances are
-  bit-identical, so the tie structure is the same), and the multiset of RDM entries is unchanged, so its
-  average ranks, standardised ranks, dense ranks and tie counts are the permuted ones;
+* RDMs: ``RDM(Y[π]) = RDM(Y)[π][:, π]`` entry for entry (each rounded correlation distance comes from
+  the same two unit frame vectors, bit-identical on the platforms checked, so the tie structure is the
+  same), and the multiset of RDM entries is unchanged, so its average ranks, standardised ranks, dense
+  ranks and tie counts are the permuted ones;
 * kernels, distance and Gram matrices: ``K(Y[π]) = K(Y)[π][:, π]``; the median-heuristic bandwidth is a
   function of the multiset of distances and does not change; double and U-centring commute with π, and
   Frobenius norms are invariant;
@@ -17,7 +18,8 @@ So each side is prepared once (X once, Y once per layer) with the engine's own f
 (:func:`~hearlike.metrics.rdm.prepare_rdm_side`, the :class:`~hearlike.metrics.gram.GramMetric` side
 transforms, :func:`~hearlike.metrics.gcmi.copula_normalise`), and a draw costs one O(T²) gather and a dot
 product (Kendall's τ-b: a gather and an O(n log n) inversion count of the Y ranks taken in the X-sorted
-pair order, which is computed once). The results equal :func:`~hearlike.metrics.battery.compute_battery`
+pair order, which is computed once; gcmi: one cross-product and a q × q Cholesky of the Schur
+complement). The results equal :func:`~hearlike.metrics.battery.compute_battery`
 on ``Y[:, idx[b]]`` up to floating-point summation order (~1e-15), with the same NaN for degenerate input.
 
 Circular shifts (rows ``idx[b] = (arange(T) + k) % T``) are recognised and applied with contiguous block
