@@ -167,7 +167,8 @@ def test_archive_reruns_byte_identical(study, tmp_path_factory):
         tar.extractall(fresh, filter="data")
 
     # the archived package, not the developer's editable install, runs the rerun
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fresh / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(fresh / "src"), os.environ.get("PYTHONPATH"))
+                                                       if p)}
     probe = subprocess.run([sys.executable, "-c", "import hearlike; print(hearlike.__file__)"], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(probe).is_relative_to(fresh)

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow

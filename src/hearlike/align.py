@@ -34,7 +34,7 @@ def frame_means(eeg: np.ndarray, sfreq: float, frame_times: np.ndarray, *, lag_s
         if b > a:
             out[k] = (csum[:, b] - csum[:, a]) / (b - a)
         else:
-            c = int(round((frame_times[k].mean() + lag_s) * sfreq))
+            c = round((frame_times[k].mean() + lag_s) * sfreq)
             if 0 <= c < n:
                 out[k] = data[:, c]
     return out

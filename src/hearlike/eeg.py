@@ -220,8 +220,8 @@ def segment_subject(*, adapter: DatasetAdapter, subject: str, preproc_dir: Path,
             raise DatasetError(f"{fif}: channel set differs from the subject's other recordings")
         for onset in adapter.stim_onsets(rec).itertuples():
             for s in sentences[sentences["stim_file"] == onset.stim_file].itertuples():
-                start = int(round((onset.eeg_onset_s + s.onset_s) * sfreq))
-                n = int(round(s.duration_s * sfreq))
+                start = round((onset.eeg_onset_s + s.onset_s) * sfreq)
+                n = round(s.duration_s * sfreq)
                 if start < 0 or start + n > data.shape[1]:
                     raise DatasetError(
                         f"{fif}: sentence {s.sentence_id} needs EEG up to {(start + n) / sfreq:.2f} s but the "
@@ -231,7 +231,7 @@ def segment_subject(*, adapter: DatasetAdapter, subject: str, preproc_dir: Path,
                     raise AssertionError(f"sentence {s.sentence_id}: EEG span and audio clip differ in duration")
                 key = sentence_key(s.sentence_id)
                 arrays[key] = data[:, start : start + n].astype(np.float32)
-                arrays[key + ".post"] = data[:, start + n : start + n + int(round(post_s * sfreq))].astype(np.float32)
+                arrays[key + ".post"] = data[:, start + n : start + n + round(post_s * sfreq)].astype(np.float32)
                 rows.append(dict(sentence_id=s.sentence_id, recording=rec.label, start_sample=start, n_samples=n,
                                  duration_s=n / sfreq))
     if not rows:

@@ -13,7 +13,6 @@ from hearlike import figures
 from hearlike.io import load_npz_dict, read_tsv, sentence_key
 
 
-
 def correlation_rdm(x: np.ndarray) -> np.ndarray:
     """T × T correlation distance between the rows (frames) of ``x``."""
     return 1.0 - np.corrcoef(x)
@@ -65,7 +64,7 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
                                   out=outputs["null_diagnostics"], dpi=dpi)
 
     # F6: one sentence of the first subject, the overall best model layer against the EEG
-    feats, fmeta = load_npz_dict(next(Path(p) for p in inputs["features"] if Path(p).stem == top["model"]))
+    feats, _fmeta = load_npz_dict(next(Path(p) for p in inputs["features"] if Path(p).stem == top["model"]))
     aligned_path = next(Path(p) for p in inputs["aligned"] if Path(p).parent.name == top["model"])
     eeg, emeta = load_npz_dict(aligned_path)
     sid = int(emeta["sentence_ids"][0])

@@ -38,7 +38,7 @@ def sentence_prosody_table(*, audio: Path, words: Path, f0_floor: float, f0_ceil
 
 def _block_average(x: np.ndarray, sfreq: float, frame_s: float) -> np.ndarray:
     """(C × Ns) → (T × C) means over consecutive ``frame_s`` blocks."""
-    n = max(1, int(round(frame_s * sfreq)))
+    n = max(1, round(frame_s * sfreq))
     T = x.shape[1] // n
     return x[:, : T * n].reshape(x.shape[0], T, n).mean(axis=2).T
 
@@ -55,6 +55,32 @@ def choose_model_layer(profile: pd.DataFrame, setting: str, models: Sequence[str
     return (model or models[0]), layer
 
 
+def most_acoustic_layer(by_model: Mapping[str, Path], acoustic: np.ndarray, sids: Sequence[int],
+                        k: int | str) -> tuple[str, str, np.ndarray]:
+    """The (model, layer) whose sentence neighbourhoods overlap most with the acoustic space's.
+
+    A label-free choice (the provisional labels play no part), so TNC's label consistency is not
+    inflated by the selection: it picks the layer that carries the sentences' acoustic geometry.
+    """
+    from hearlike.models.cache import load_manifest, read_layer
+
+    kk = tnc_mod.resolve_k(k, len(sids))
+    ref = tnc_mod.neighbour_sets(tnc_mod.correlation_distance(acoustic), k=kk)
+    best: tuple[float, str, str, np.ndarray] | None = None
+    for model, path in sorted(by_model.items()):
+        for layer in (entry["name"] for entry in load_manifest(path)["layers"]):
+            states = {sid: s for sid, (s, _) in read_layer(path / f"{layer}.safetensors").items()}
+            M = tnc_mod.model_descriptor(features=states, sentence_ids=sids)
+            nb = tnc_mod.neighbour_sets(tnc_mod.correlation_distance(M), k=kk)
+            score = float(np.mean(tnc_mod.neighbourhood_overlap(ref, nb)))
+            if best is None or score > best[0]:
+                best = (score, model, layer, M)
+    if best is None:
+        raise ValueError("tnc.model_layer is 'acoustic' but no model activations were given")
+    log.info("TNC model space: %s %s (neighbourhood overlap with the acoustic space %.2f)", best[1], best[2], best[0])
+    return best[1], best[2], best[3]
+
+
 def tnc_step(*, prosody: Path, segments: Sequence[Path], profile: Path, activations: Sequence[Path],
              tnc: Mapping[str, Any], seed: int, out_labels: Path, out_null: Path) -> pd.DataFrame:
     """Step function: TNC labels (negative-prosody / control / excluded) and the agreement null."""
@@ -68,11 +94,14 @@ def tnc_step(*, prosody: Path, segments: Sequence[Path], profile: Path, activati
         eeg[meta["subject"]] = {sid: _block_average(arrays[sentence_key(sid)], float(meta["sfreq"]), EEG_FRAME_S)
                                 for sid in sids if sentence_key(sid) in arrays}
     by_model = {p.name: p for p in activations}
-    model, layer = choose_model_layer(read_tsv(profile), tnc["model_layer"], list(by_model))
-    states = {sid: s for sid, (s, _) in read_layer(by_model[model] / f"{layer}.safetensors").items()}
     A = tnc_mod.acoustic_descriptor(features=feats, sentence_ids=sids)
+    if tnc["model_layer"] == "acoustic":
+        model, layer, M = most_acoustic_layer(by_model, A, sids, k=tnc["k"])
+    else:
+        model, layer = choose_model_layer(read_tsv(profile), tnc["model_layer"], list(by_model))
+        states = {sid: s for sid, (s, _) in read_layer(by_model[model] / f"{layer}.safetensors").items()}
+        M = tnc_mod.model_descriptor(features=states, sentence_ids=sids)
     E = tnc_mod.eeg_descriptor(eeg=eeg, sentence_ids=sids)
-    M = tnc_mod.model_descriptor(features=states, sentence_ids=sids)
     negative = feats["provisional_label"].to_numpy() == "negative"
     labels = tnc_mod.tnc_labels(acoustic=A, eeg=E, model=M, provisional=negative, k=tnc["k"], tau=tnc["tau"],
                                 n_permutations=tnc["n_permutations"], seed=derive_seed(seed, "tnc"), sentence_ids=sids)
@@ -100,7 +129,7 @@ def duration_residuals(df: pd.DataFrame, *, value: str = "v", duration: str = "l
     if ok.sum() < 3 or np.ptp(x[ok]) == 0:
         out[ok] = y[ok]
         return out
-    slope, intercept = np.polyfit(x[ok], y[ok], 1)
+    slope, _intercept = np.polyfit(x[ok], y[ok], 1)
     out[ok] = y[ok] - slope * (x[ok] - x[ok].mean())
     return out
 

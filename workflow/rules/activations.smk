@@ -28,6 +28,7 @@ rule model_features:
     """PCA-k, z-scored features per (layer, sentence)."""
     input:
         activations="results/{ds}/activations/{model}",
+        code=package_code("features.py"),
     output:
         "results/{ds}/features/{model}.npz",
     params:

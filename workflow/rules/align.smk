@@ -3,6 +3,7 @@ rule align:
     input:
         segments="results/{ds}/eeg/sub-{sub}_segments.npz",
         features="results/{ds}/features/{model}.npz",
+        code=package_code("align.py"),
     output:
         "results/{ds}/aligned/{model}/sub-{sub}.npz",
     params:
@@ -11,6 +12,9 @@ rule align:
         "../../envs/hearlike.yaml"
     log:
         "results/logs/align/{ds}/{model}/sub-{sub}.log",
+    resources:
+        runtime=attempt_scaled(10),
+        mem_mb=attempt_scaled(2000),
     group:
         "metrics"
     script:

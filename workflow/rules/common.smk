@@ -141,7 +141,8 @@ def metric_code(wildcards):
     """The source files a metric depends on: editing one reruns only the jobs of the metrics that use it."""
     from hearlike.metrics import module_paths
 
-    shared = [PKG / "metrics" / "reindexed.py", PKG / "nulls.py"]  # every metric's null draws go through these
+    # every metric's table and null draws go through these
+    shared = [PKG / "analysis.py", PKG / "metrics" / "reindexed.py", PKG / "nulls.py"]
     return [str(p) for p in [*module_paths(wildcards.metric), *shared]]
 
 
@@ -185,6 +186,16 @@ def aligned_bundles(wildcards):
 # --- resources ----------------------------------------------------------------------------------------
 
 
+def attempt_scaled(base):
+    """A resource callable growing with the attempt number (a retry after a timeout or OOM asks for more)."""
+
+    def scaled(wildcards, attempt):
+        return base * attempt
+
+    return scaled
+
+
+
 def extraction_gpus(wildcards):
     return REGISTRY[wildcards.model].resources.gpu
 
@@ -211,9 +222,15 @@ def per_electrode(wildcards):
     return wildcards.metric in config["metrics"]["topography"]
 
 
+def package_code(*modules):
+    """Package modules a rule's numbers come from, as inputs: editing one reruns that rule's jobs
+    (Snakemake's own code trigger only sees the rule's script, not the package it calls)."""
+    return [str(PKG / m) for m in modules]
+
+
 def window_code(wildcards):
     """The windows module: window metrics are computed by its own RDM code."""
-    return [str(PKG / "windows.py")]
+    return [str(PKG / "windows.py"), str(PKG / "analysis.py")]
 
 
 def window_metric_settings(wildcards):

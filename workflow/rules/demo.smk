@@ -24,6 +24,7 @@ rule demo_bids:
         sentences="results/{ds}/sentences/sentences.tsv",
         planted=planted_layer_file,
         stimuli=word_table_input,
+        code=package_code("demo/eeg.py"),
     output:
         directory("results/{ds}/bids"),
     params:

@@ -17,6 +17,7 @@ rule preprocess:
     input:
         bids=bids_input,
         inventory="results/{ds}/ingest/recordings.tsv",
+        code=package_code("eeg.py"),
     output:
         directory("results/{ds}/derivatives/hearlike/sub-{sub}"),
     params:

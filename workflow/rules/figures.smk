@@ -8,6 +8,7 @@ rule figures:
         values=metric_tables,
         features=feature_bundles,
         aligned=aligned_bundles,
+        code=package_code("figures.py", "figure_step.py"),
     output:
         **{
             name: report(

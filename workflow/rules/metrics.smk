@@ -18,6 +18,9 @@ rule metric:
         "results/logs/metric/{ds}/{model}/{metric}.log",
     benchmark:
         "results/benchmarks/metric/{ds}/{model}/{metric}.tsv"
+    resources:
+        runtime=attempt_scaled(240),
+        mem_mb=attempt_scaled(4000),
     group:
         "metrics"
     script:

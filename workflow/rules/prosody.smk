@@ -3,6 +3,7 @@ rule prosody:
     input:
         audio="results/{ds}/sentences/audio.npz",
         words="results/{ds}/sentences/words.tsv",
+        code=package_code("prosody.py", "affect.py", "prosody_step.py"),
     output:
         "results/{ds}/prosody/sentence_features.tsv",
     params:
@@ -22,6 +23,7 @@ rule tnc:
         segments=segment_bundles,
         profile="results/{ds}/tables/layer_profile.tsv",
         activations=all_activations,
+        code=package_code("tnc.py", "prosody_step.py"),
     output:
         labels="results/{ds}/prosody/tnc.tsv",
         null="results/{ds}/prosody/tnc_null.tsv",
@@ -42,6 +44,7 @@ rule prosody_groups:
         values=metric_tables,
         labels="results/{ds}/prosody/tnc.tsv",
         sentences="results/{ds}/sentences/sentences.tsv",
+        code=package_code("prosody_step.py", "stats.py"),
     output:
         groups="results/{ds}/tables/prosody_groups.tsv",
         dissociation="results/{ds}/tables/affective_dissociation.tsv",

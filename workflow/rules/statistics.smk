@@ -4,6 +4,7 @@ rule aggregate:
         values=metric_tables,
         electrodes=electrode_tables,
         features=feature_bundles,
+        code=package_code("aggregate.py", "stats.py"),
     output:
         profile="results/{ds}/tables/layer_profile.tsv",
         subjects="results/{ds}/tables/subject_layer_values.tsv",

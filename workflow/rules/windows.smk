@@ -17,6 +17,9 @@ rule windows:
         "results/logs/windows/{ds}/{model}/sub-{sub}.log",
     benchmark:
         "results/benchmarks/windows/{ds}/{model}/sub-{sub}.tsv"
+    resources:
+        runtime=attempt_scaled(60),
+        mem_mb=attempt_scaled(4000),
     group:
         "metrics"
     script:

@@ -2,7 +2,7 @@
 
 Generative model, per subject and run (all amplitudes in µV, written in volts):
 
-``eeg(t) = A_s · r(t)`` (other sentences) or ``g_r · R_s · r⁺(t) + g_1 · v_s · r_1(t)`` (negative sentences),
+``eeg(t) = A_s · r(t)`` (other sentences) or ``g_r · R_s · r⁺(t) + g_1 · v_s · |r_1(t)|`` (negative sentences),
 plus ``b(t) + mains(t) + drift(t)``
 
 * ``u(t)``: the planted model layer's activations, projected on their ``n_sources`` leading principal
@@ -15,9 +15,9 @@ plus ``b(t) + mains(t) + drift(t)``
 * Negative-prosody sentences (finding iii) recruit a richer but globally dominated response: the layer's
   ``negative_rich_sources`` leading components ``r⁺`` reach the scalp through their own topographies
   ``R_s`` (more model information: information-theoretic and unnormalised kernel dependence rise), and a
-  strong single-source response ``g_1 · v_s · r_1(t)`` with a broad fronto-central topography ``v_s``
-  dominates every frame's spatial pattern, so the frame-by-frame geometry (correlation-distance RDMs)
-  matches the model less. This is one mechanism that produces the paper's dissociation; the demo
+  strong single-source response to the magnitude of the leading component, ``g_1 · v_s · |r_1(t)|``, with a
+  broad fronto-central topography ``v_s`` dominates every frame's spatial pattern without following the
+  model's frame geometry, so the frame-by-frame geometry (correlation-distance RDMs) matches the model less. This is one mechanism that produces the paper's dissociation; the demo
   shows that the pipeline detects it, not that real brains work this way.
 * ``b(t)``: volume-conducted 1/f ("pink") background (smooth spatial kernel, so neighbours correlate) scaled to ``snr_db`` against the signal;
   ``mains``: a ``line_freq`` sinusoid; ``drift``: a slow random walk; one channel is broken (high-variance
@@ -93,7 +93,7 @@ def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray
     """One run's EEG in µV (channels × samples)."""
     n_ch, n_src = A.shape
     n_rich = A_rich.shape[1]
-    n = int(round(duration_s * sfreq))
+    n = round(duration_s * sfreq)
     t = np.arange(n) / sfreq
     u = np.zeros((n_rich, n))
     speech = np.zeros(n, bool)
@@ -109,13 +109,14 @@ def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray
             is_negative[a:b] = True
 
     def delayed(x: np.ndarray, ms: float) -> np.ndarray:
-        k = int(round(ms / 1e3 * sfreq))
+        k = round(ms / 1e3 * sfreq)
         return np.pad(x, ((0, 0), (k, 0)))[:, :n]
 
     r_t = delayed(u, params["latency_ms"]) + params["early_gain"] * delayed(u, params["early_latency_ms"])
     r_t = _hann_smooth(r_t, int(0.05 * sfreq))
     neutral = A @ r_t[:n_src]
-    rich = params["negative_rich_gain"] * (A_rich @ r_t) + params["negative_rank1_gain"] * np.outer(v, r_t[0])
+    # the single-source response follows the magnitude of the leading component (sign-less, intensity-like)
+    rich = params["negative_rich_gain"] * (A_rich @ r_t) + params["negative_rank1_gain"] * np.outer(v, np.abs(r_t[0]))
     signal = np.where(is_negative, rich, neutral)
 
     # The configured SNR is that of the neutral response; the negative response is stronger by design.
