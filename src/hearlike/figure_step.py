@@ -44,12 +44,14 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
     best = best_layers(profile, metric)
     window_best = {m: layer for m, layer in zip(best["model"], best["layer"], strict=True)}
     erp = [w for w in windows["window"].unique() if not str(w).startswith("sl")]
+    starts = windows.drop_duplicates("window").set_index("window")["start_ms"]
+    erp_by_onset = sorted(erp, key=lambda w: (starts[w], str(w)))
     figures.plot_window_timecourse(window_profile=windows, out=outputs["window_timecourse"], layers=window_best,
                                    erp_windows=erp, dpi=dpi)
     top = best.sort_values("mean").iloc[-1]
     topo = t["topography"]
     figures.plot_topomaps(topography=topo[topo["lock"] == topo["lock"].iloc[0]], montage=montage,
-                          out=outputs["topomaps"], windows=[w for w in topo["window"].unique() if not str(w).startswith("sl")],
+                          out=outputs["topomaps"], windows=erp_by_onset,
                           model=top["model"], layer=top["layer"], metric=metric, dpi=dpi)
     figures.plot_prosody_groups(prosody_groups=t["prosody_groups"],
                                 per_subject=read_tsv(inputs["prosody_subjects"], dtype={"subject": str}),
