@@ -8,6 +8,7 @@ metric jobs are started, killed after the first finishes, then rerun with the ta
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -103,9 +104,15 @@ def _fastest_model(study: Path) -> str:
 
 def test_killed_run_redoes_only_unfinished_jobs_and_leaves_no_corrupt_output(study, tmp_path):
     """SIGKILL a run while metric jobs write: finished jobs stay done, killed ones leave nothing behind."""
+    import hearlike
+    from hearlike.provenance import tree_sha256
+
+    ran = json.loads((study / "results/demo/provenance.json").read_text())["code"]["source_sha256"]
+    if ran != tree_sha256(Path(hearlike.__file__).parent):
+        pytest.skip("the package source was edited since the study fixture ran: its outputs are stale")
     work = tmp_path / "study"
     shutil.copytree(study, work, symlinks=True)  # copy2 keeps mtimes: the copy is up to date
-    assert planned_jobs(work) == {}
+    assert planned_jobs(work) == {}, snakemake(work, "--dry-run").stdout[-3000:]
     model = _fastest_model(study)
     metric_outputs = sorted(str(p.relative_to(study)) for p in (study / f"results/demo/metrics/{model}").glob("*.tsv"))
 

@@ -35,6 +35,28 @@ def code_commit(repo: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+def tree_sha256(root: Path, patterns: Sequence[str] = ("**/*",)) -> str | None:
+    """SHA-256 over the files under ``root`` matching ``patterns`` (relative path and bytes; caches skipped).
+
+    Pins the code that ran even when the checkout is dirty or not a git repository (an unpacked archive),
+    where the commit alone does not. None when nothing matches.
+    """
+    root = Path(root)
+    files = sorted({p for pattern in patterns for p in root.glob(pattern)
+                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"})
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+#: the workflow's own files (relative to its working directory) whose hash provenance records
+WORKFLOW_FILES = ("Snakefile", "workflow/**/*")
+
+
 #: OpenNeuro puts the dataset version only in the DOI (``doi:10.18112/openneuro.ds004408.v1.0.8``)
 _DOI_VERSION = re.compile(r"\.v(\d+(?:\.\d+)*)$")
 
@@ -77,7 +99,7 @@ def model_snapshot(model_dir: Path) -> dict[str, Any]:
 def write_provenance(*, config: Mapping[str, Any], dataset: str, activations: Sequence[Path], out: Path) -> dict:
     """Step function: write ``provenance.json`` (deterministic apart from the commit it records).
 
-    Records the code commit (package and workflow directory), the config hash, the dataset's identity
+    Records the code commit and source hash (package and workflow directory), the config hash, the dataset's identity
     (``dataset_version``), every model's cache key (hub id, revision, settings) and snapshot record, the
     package versions and the seeds (the base seed from which every unit's seed is derived, and the build
     seeds of generated demo models).
@@ -94,9 +116,11 @@ def write_provenance(*, config: Mapping[str, Any], dataset: str, activations: Se
     snapshots = {p.name: model_snapshot(Path(config["model_dir"]) / p.name) for p in activations}
     record = {
         "hearlike_version": __version__,
-        "code": code_commit(Path(__file__).resolve().parents[2]),
+        "code": {**code_commit(Path(__file__).resolve().parents[2]),
+                 "source_sha256": tree_sha256(Path(__file__).resolve().parent)},
         # the workflow may run from another directory (an unpacked `snakemake --archive`) than the package
-        "workflow": {"path": str(Path.cwd()), **code_commit(Path.cwd())},
+        "workflow": {"path": str(Path.cwd()), **code_commit(Path.cwd()),
+                     "source_sha256": tree_sha256(Path.cwd(), WORKFLOW_FILES)},
         "config_sha256": config_hash(config),
         "seed": config["seed"],
         "seeds": {

@@ -14,6 +14,21 @@ configfile: "config.yaml"
 validate(config, "../schemas/config.schema.yaml")
 
 
+def _canonical(obj):
+    """Mappings with sorted keys (lists keep their order): params then compare equal whatever the key
+    order of the YAML a user edits or passes with --configfile, so only real changes trigger reruns."""
+    if isinstance(obj, dict):
+        return {k: _canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    return obj
+
+
+_canonical_config = _canonical(dict(config))
+config.clear()
+config.update(_canonical_config)
+
+
 report: "../report/workflow.rst"
 
 
