@@ -161,6 +161,17 @@ def metric_code(wildcards):
     return [str(p) for p in [*module_paths(wildcards.metric), *shared]]
 
 
+def metric_code_digest(wildcards):
+    """SHA-256 of the metric's source files: a params value, so an edit reruns the metric's jobs whatever
+    the files' timestamps (Snakemake's mtime trigger does not fire for source files outside the workflow)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in metric_code(wildcards):
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
 def metric_settings(wildcards):
     return config["metrics"]["settings"].get(wildcards.metric, {})
 

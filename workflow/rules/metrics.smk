@@ -9,6 +9,7 @@ rule metric:
         electrodes="results/{ds}/metrics/{model}/{metric}_electrodes.tsv",
     params:
         settings=metric_settings,
+        code_sha256=metric_code_digest,
         nulls=config["nulls"],
         per_electrode=per_electrode,
         seed=config["seed"],
