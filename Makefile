@@ -13,7 +13,7 @@ env: $(STAMP)
 
 $(STAMP): envs/requirements.lock.txt envs/constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=77"
 	$(BIN)/python -m pip install -q -c envs/constraints.txt -r envs/requirements.lock.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
