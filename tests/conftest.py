@@ -48,6 +48,19 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+def planned_outputs(workdir: Path, rule: str, *args: str) -> list[str]:
+    """The output files of every job of ``rule`` that a dry run plans."""
+    proc = snakemake(workdir, "--dry-run", *args)
+    out = proc.stdout + proc.stderr
+    outputs: list[str] = []
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", out):
+        if re.match(rf"\s*(?:local)?rule {rule}:", block):
+            m = re.search(r"^\s+output: (.*)$", block, flags=re.MULTILINE)
+            if m:
+                outputs += [f.strip() for f in m.group(1).split(",")]
+    return outputs
+
+
 @pytest.fixture(scope="session")
 def study(tmp_path_factory) -> Path:
     """The whole demo study, run once (about 5–10 minutes on 2 cores)."""

@@ -1,8 +1,8 @@
 """Archival reproduction: the provenance record, a workflow archive without data, and a byte-identical rerun.
 
-Runtime (2 shared cores): the provenance tests take seconds once the session's ``study`` fixture exists
-(one demo run, ~10 min, shared with the other slow tests); ``test_archive_reruns_byte_identical`` adds a
-second complete demo run from the unpacked archive (~10 min) — it is also the determinism test: two
+Runtime (2 shared cores): the provenance tests take < 1 s once the session's ``study`` fixture exists
+(one demo run, 12–14 min measured, shared with the other slow tests); ``test_archive_reruns_byte_identical``
+adds a second complete demo run from the unpacked archive (14 min measured, under load) — it is also the determinism test: two
 independent runs on CPU in different directories, the second from the archived sources, must give
 byte-identical tables.
 """

@@ -1,8 +1,9 @@
 """Faults: a job killed with SIGKILL leaves no corrupt output, and the next run redoes only what it must.
 
-Runtime (2 shared cores): ``test_write_tsv_killed_mid_write`` a few seconds; ``test_killed_run_...``
-about 5 minutes on top of the session's ``study`` fixture (in a copy of the finished study: one model's
-metric jobs are started, killed after the first finishes, then rerun with the tables and figures after them).
+Runtime (2 shared cores): ``test_write_tsv_killed_mid_write`` ~1 s; ``test_killed_run_...`` 2.5–6 minutes
+(147 s measured on a quiet machine, 350 s under load) on top of the session's ``study`` fixture (12–14 min):
+in a copy of the finished study, one model's metric jobs are started, Snakemake is killed after the first
+finishes, and the rest rerun with the tables and figures after them.
 """
 
 from __future__ import annotations
