@@ -1,6 +1,7 @@
 # hearlike: do Audio LLMs hear like us?  See README.md and docs/architecture.md.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/datasets.smk"
 include: "workflow/rules/sentences.smk"
 include: "workflow/rules/eeg.smk"
 include: "workflow/rules/activations.smk"

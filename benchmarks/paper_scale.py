@@ -12,6 +12,8 @@ Snakemake builds the DAG, and nothing they would only read when a job runs.
   word CSV (from ``tests/data/nm000180``), one placeholder recording per ``use`` subject, empty stimulus wavs.
   ``subjects()`` intersects datasets.mat's ``use`` list with participants.tsv, checks the directories and
   takes each subject's keep/relabel/exclude decision from ``resources/alice/segment_decisions.tsv`` (31 kept).
+* ``results/<dataset>/download/checksums.tsv`` in the workflow copy: the record that the checkpoint
+  ``fetch_dataset`` leaves once a dataset is fetched and verified (the subject lists are read after it).
 * Models: ``<model_dir>/<key>/config.json`` for the 12 ``role: paper`` models of ``resources/models.yaml``
   (``model_input`` in ``workflow/rules/common.smk`` refuses a real model without one).
 * Registry: three paper models (GLM-4-Voice, LLaMA-Omni, SpeechGPT-2.0) have ``env: own_package``, for which
@@ -166,6 +168,11 @@ def make_layout(base: Path, *, strict_registry: bool = False) -> dict[str, Any]:
     alice_candidates = make_alice(data / "nm000180")
     models = paper_models()
     make_models(base / "models", models)
+    for ds in ("ds004408", "alice"):
+        # the record that checkpoint fetch_dataset leaves once the data are fetched and verified
+        record = work / "results" / ds / "download" / "checksums.tsv"
+        record.parent.mkdir(parents=True)
+        record.write_text("relpath\tbytes\tsha256\n")
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["run"] = ["ds004408", "alice"]

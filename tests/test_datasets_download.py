@@ -165,3 +165,49 @@ def test_annex_pointer_detection(tmp_path):
         DatasetError, match=r"x\.vhdr: BrainVision header is a git-annex pointer .*datalad get"
     ):
         dl.require_content(pointer, what="BrainVision header", fix="download it")
+
+
+# ------------------------------------------------------------------------------------------------
+# the workflow's fetch_dataset step
+
+
+def test_fetch_step_names_the_missing_dataset_and_the_fix(tmp_path):
+    with pytest.raises(DatasetError, match=r"dataset_description\.json: not found.*download ds004408 --dest"):
+        dl.fetch_step(dataset="ds004408", bids_root=tmp_path / "absent", method="none", subjects="all",
+                      out=tmp_path / "rec.tsv")
+    assert not (tmp_path / "rec.tsv").exists()
+
+
+def test_fetch_step_downloads_absent_data_with_the_configured_method(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(dl, "download", lambda dataset, **kw: calls.append((dataset, kw)) or kw["dest"])
+    with pytest.raises(DatasetError, match="dataset_description.json: missing"):  # the fake fetched nothing
+        dl.fetch_step(dataset="alice", bids_root=tmp_path / "nm", method="datalad", subjects=["001", "sub-026"],
+                      out=tmp_path / "rec.tsv")
+    assert calls[0][0] == "alice" and calls[0][1]["method"] == "datalad"
+    assert calls[0][1]["subjects"] == ["001", "026"]
+
+
+def test_fetch_step_writes_then_verifies_the_manifest(tmp_path):
+    root = tmp_path / "ds004408"
+    shutil.copytree(DATA / "ds004408", root)
+    out = tmp_path / "results" / "checksums.tsv"
+    first = dl.fetch_step(dataset="ds004408", bids_root=root, method="none", subjects="all", out=out)
+    assert (root / dl.CHECKSUM_FILE).exists() and out.exists()
+    assert "participants.tsv" in set(first["relpath"])
+    again = dl.fetch_step(dataset="ds004408", bids_root=root, method="none", subjects="all", out=out)
+    pd.testing.assert_frame_equal(first, again)
+    (root / "participants.tsv").write_text("participant_id\nsub-999\n")
+    with pytest.raises(DatasetError, match=r"changed: participants\.tsv"):
+        dl.fetch_step(dataset="ds004408", bids_root=root, method="none", subjects="all", out=out)
+
+
+def test_fetch_step_refuses_another_version(tmp_path):
+    root = tmp_path / "ds004408"
+    shutil.copytree(DATA / "ds004408", root)
+    desc = json.loads((root / "dataset_description.json").read_text(encoding="utf-8-sig"))
+    desc.pop("DatasetDOI", None)
+    desc["Version"] = "1.0.5"
+    (root / "dataset_description.json").write_text(json.dumps(desc))
+    with pytest.raises(DatasetError, match="not the pinned ds004408 1.0.8"):
+        dl.fetch_step(dataset="ds004408", bids_root=root, method="none", subjects="all", out=tmp_path / "r.tsv")

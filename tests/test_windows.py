@@ -211,6 +211,15 @@ def test_window_rsa_matches_scipy_per_channel_and_methods() -> None:
     )
     pd.testing.assert_frame_equal(a, b)
     assert (a["n_items"] == 10).all()
+    # one item order for all windows: N100 keeps the same words as N400 (whose item 5 is dropped) and both
+    # equal scipy on the items of that order
+    order = np.random.default_rng(0).permutation(30)
+    for wi, name in enumerate(["N100", "N400"]):
+        valid = order[np.isfinite(eeg[wi][order]).all(axis=1)]
+        idx = np.sort(valid[:10])
+        row = a[(a.window == name) & (a.channel == "all")].iloc[0]
+        ref = ref_spearman(pdist(eeg[wi, idx], "correlation"), pdist(model[idx], "correlation"))
+        assert row["value"] == pytest.approx(ref)
     # fewer than 3 items → NaN
     few = win.window_rsa(
         eeg_features=eeg[:, :2], model_features=model[:2], windows=windows, channel_names=names
@@ -223,11 +232,37 @@ def test_chunked_electrodes_equal_unchunked() -> None:
     x = rng.standard_normal((20, 7))
     m = rng.standard_normal((20, 3))
     w = win.Window("w", 0.0, 1.0, "w")
-    whole = win._window_rows(w, x, m, list("abcdefg"), method="spearman", min_items=3, n_dropped=0)
+    whole = win._window_rows(w, x, [m], list("abcdefg"), method="spearman", min_items=3, n_dropped=0)
     chunked = win._window_rows(
-        w, x, m, list("abcdefg"), method="spearman", min_items=3, n_dropped=0, max_elements=400
+        w, x, [m], list("abcdefg"), method="spearman", min_items=3, n_dropped=0, max_elements=400
     )
     np.testing.assert_allclose([r["value"] for r in whole], [r["value"] for r in chunked])
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_layers_scored_together_equal_one_by_one(method) -> None:
+    """Ranking each window's EEG RDMs once for all layers gives each layer's own result; a NaN model item
+    in one layer drops that item for all layers of the call."""
+    rng = np.random.default_rng(6)
+    windows = win.erp_windows(["N100", "N400", "P600"])
+    eeg = rng.standard_normal((3, 40, 5))
+    eeg[2, :4] = np.nan
+    layers = {f"llm.{k:02d}": rng.standard_normal((40, 4)) for k in range(3)}
+    names = list("abcde")
+    together = win.window_rsa(eeg_features=eeg, model_features=layers, windows=windows, channel_names=names,
+                              method=method, max_items=25, rng=np.random.default_rng(1))
+    assert list(together.columns[:2]) == ["layer", "window"]
+    for layer, feats in layers.items():
+        alone = win.window_rsa(eeg_features=eeg, model_features=feats, windows=windows, channel_names=names,
+                               method=method, max_items=25, rng=np.random.default_rng(1))
+        mine = together[together.layer == layer].drop(columns="layer").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+    broken = dict(layers)
+    broken["llm.01"] = broken["llm.01"].copy()
+    broken["llm.01"][7] = np.nan
+    dropped = win.window_rsa(eeg_features=eeg, model_features=broken, windows=windows, channel_names=names,
+                             method=method)
+    assert (dropped.loc[dropped.window == "N100", "n_items"] == 39).all()
 
 
 def test_words_relative_to_sentences() -> None:

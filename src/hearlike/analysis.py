@@ -140,16 +140,28 @@ def nulls_cfg(cfg: Mapping[str, Any], key: str) -> Any:
 WINDOW_METHODS = {"rsa_spearman": "spearman", "rsa_pearson": "pearson"}
 
 
+def _window_table(table: pd.DataFrame, *, subject: str, model: str, metric: str, lock: str) -> pd.DataFrame:
+    """Identify the rows of one windowed table: subject, model, layer, metric, lock first."""
+    table = table.copy()
+    table.insert(0, "subject", subject)
+    table.insert(1, "model", model)
+    table.insert(3, "metric", metric)
+    table.insert(4, "lock", lock)
+    return table
+
+
 def window_job(*, model: str, subject: str, segments: Path, features: Path, words: Path, sentences: Path,
-               windows: Mapping[str, Any], settings: Mapping[str, Any], out: Path) -> pd.DataFrame:
+               windows: Mapping[str, Any], settings: Mapping[str, Any], seed: int, out: Path) -> pd.DataFrame:
     """Step function: time-windowed RSA of one subject and model, for every layer, window and electrode.
 
     ``lock: word`` (default): items are all words of the subject's sentences, the model vector of a word
     is the mean of its frames, the EEG vector the mean in [onset + start, onset + end) — so a window's
     latency is where the response to the word lives. ``lock: sentence``: the paper's windows from the
     sentence onset, the same window cut from EEG and model frames (no latency; NaN below 3 frames).
+    Word-locked RSA uses at most ``windows["max_items"]`` words (a seeded subset per subject, model, timebase).
     """
     from hearlike import windows as win
+    from hearlike.seeding import rng as seeded_rng
 
     seg, smeta = load_npz_dict(segments)
     feats, fmeta = load_npz_dict(features)
@@ -163,28 +175,36 @@ def window_job(*, model: str, subject: str, segments: Path, features: Path, word
         if metric not in WINDOW_METHODS:
             raise ValueError(f"config.yaml: windows.metrics lists {metric!r}; windowed analyses support "
                              f"{sorted(WINDOW_METHODS)}")
-        for layer in fmeta["layers"]:
-            timebase = layer.split(".", 1)[0]
-            # word-locked items span sentences, so they need the basis shared by all sentences
-            suffix = ".pooled" if windows["lock"] == "word" else ""
-            model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}{suffix}"] for sid in sids}
-            times = {sid: feats[f"{timebase}/{sentence_key(sid)}.times"] for sid in sids}
-            if windows["lock"] == "word":
-                wf = win.word_locked_features(eeg=eeg, sfreq=sfreq, model=model_feats, frame_times=times,
-                                              words=words_rel, windows=wins)
-                table = win.window_rsa(eeg_features=wf.eeg, model_features=wf.model, windows=wf.windows,
-                                       channel_names=smeta["ch_names"], method=WINDOW_METHODS[metric])
-            else:
+        if windows["lock"] == "word":
+            # word-locked items span sentences, so they need the basis shared by all sentences; the layers of
+            # one timebase share the items, so each window's EEG RDMs are ranked once for all of them
+            by_timebase: dict[str, list[str]] = {}
+            for layer in fmeta["layers"]:
+                by_timebase.setdefault(layer.split(".", 1)[0], []).append(layer)
+            for timebase, layers in by_timebase.items():
+                times = {sid: feats[f"{timebase}/{sentence_key(sid)}.times"] for sid in sids}
+                word_model = {}
+                for layer in layers:
+                    model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}.pooled"] for sid in sids}
+                    wf = win.word_locked_features(eeg=eeg, sfreq=sfreq, model=model_feats, frame_times=times,
+                                                  words=words_rel, windows=wins)
+                    word_model[layer] = wf.model
+                table = win.window_rsa(eeg_features=wf.eeg, model_features=word_model, windows=wf.windows,
+                                       channel_names=smeta["ch_names"], method=WINDOW_METHODS[metric],
+                                       max_items=windows.get("max_items"),
+                                       rng=seeded_rng(seed, "windows", subject, model, timebase, metric))
+                frames.append(_window_table(table, subject=subject, model=model, metric=metric, lock="word"))
+        else:
+            for layer in fmeta["layers"]:
+                timebase = layer.split(".", 1)[0]
+                model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}"] for sid in sids}
+                times = {sid: feats[f"{timebase}/{sentence_key(sid)}.times"] for sid in sids}
                 table = win.sentence_locked_subject_rsa(eeg={sid: seg[sentence_key(sid)] for sid in sids},
                                                         sfreq=sfreq, model=model_feats, frame_times=times,
                                                         windows=wins, channel_names=smeta["ch_names"],
                                                         method=WINDOW_METHODS[metric])
-            table.insert(0, "subject", subject)
-            table.insert(1, "model", model)
-            table.insert(2, "layer", layer)
-            table.insert(3, "metric", metric)
-            table.insert(4, "lock", windows["lock"])
-            frames.append(table)
+                table.insert(0, "layer", layer)
+                frames.append(_window_table(table, subject=subject, model=model, metric=metric, lock="sentence"))
     result = pd.concat(frames, ignore_index=True)
     write_tsv(result, out)
     return result

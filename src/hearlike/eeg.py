@@ -250,15 +250,24 @@ def inventory(*, adapter: DatasetAdapter, out: Path) -> pd.DataFrame:
     from hearlike.io import write_tsv
 
     mne.set_log_level("WARNING")
+    decisions = {}
+    if hasattr(adapter, "segment_decisions"):  # Alice: segment labels checked per subject (shift, relabel/exclude)
+        for row in adapter.segment_decisions().to_dict("records"):
+            decisions[row["subject"]] = row
+            level = logging.INFO if row["action"] == "keep" else logging.WARNING
+            log.log(level, "sub-%s: segments %s — %s", row["subject"], row["action"], row["reason"])
     rows = []
     for subject in adapter.subjects():
+        decision = decisions.get(subject, {})
         for rec in adapter.recordings(subject):
             raw = read_recording(adapter, rec)
             for onset in adapter.stim_onsets(rec).itertuples():
                 rows.append(dict(subject=subject, recording=rec.label, run=rec.run or "n/a",
                                  stim_file=onset.stim_file, eeg_onset_s=onset.eeg_onset_s, sfreq=raw.info["sfreq"],
                                  n_eeg=len(mne.pick_types(raw.info, eeg=True)), duration_s=raw.times[-1],
-                                 dataset_bads=",".join(raw.info["bads"]) or "n/a"))
+                                 dataset_bads=",".join(raw.info["bads"]) or "n/a",
+                                 segment_action=decision.get("action", "n/a"),
+                                 segment_reason=decision.get("reason", "n/a")))
     table = pd.DataFrame(rows)
     write_tsv(table, out)
     return table

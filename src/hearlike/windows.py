@@ -150,19 +150,26 @@ def _standardize(x: np.ndarray) -> np.ndarray:
 
 
 def rdm_scores(eeg_rdms: np.ndarray, model_rdm: np.ndarray, *, method: Method = "spearman") -> np.ndarray:
-    """Score each row of ``eeg_rdms`` (R, N) against ``model_rdm`` (N,): Spearman/Pearson or a callable.
+    """Score each row of ``eeg_rdms`` (R, N) against ``model_rdm`` (N,) → (R,), or (L, N) → (R, L).
 
-    Spearman ranks every RDM once and takes one matrix product; a constant or NaN-containing RDM gives
-    NaN, never 0.
+    Spearman/Pearson: every RDM is ranked (standardised) once and all pairs are one matrix product; a
+    callable is applied per model RDM. A constant or NaN-containing RDM gives NaN, never 0.
     """
     eeg_rdms = np.atleast_2d(np.asarray(eeg_rdms, dtype=float))
     model_rdm = np.asarray(model_rdm, dtype=float)
     if callable(method):
-        return np.asarray(method(eeg_rdms, model_rdm), dtype=float)
+        if model_rdm.ndim == 1:
+            return np.asarray(method(eeg_rdms, model_rdm), dtype=float)
+        return np.stack([np.asarray(method(eeg_rdms, m), dtype=float) for m in model_rdm], axis=-1)
+    return scaled_rdms(eeg_rdms, method=method) @ scaled_rdms(model_rdm, method=method).T
+
+
+def scaled_rdms(rdms: np.ndarray, *, method: Literal["spearman", "pearson"]) -> np.ndarray:
+    """RDMs (…, N) standardised so that a dot product is their Spearman (ranks) or Pearson correlation."""
     if method == "spearman":
-        return standardized_ranks(eeg_rdms) @ standardized_ranks(model_rdm)
+        return standardized_ranks(rdms)
     if method == "pearson":
-        return _standardize(eeg_rdms) @ _standardize(model_rdm)
+        return _standardize(rdms)
     raise ValueError(f"method must be 'spearman', 'pearson' or a callable, not {method!r}")
 
 
@@ -212,7 +219,7 @@ def sentence_window_features(
 def _window_rows(
     window: Window,
     eeg_items: np.ndarray,
-    model_items: np.ndarray,
+    model_items: Sequence[np.ndarray],
     channel_names: Sequence[str],
     *,
     method: Method,
@@ -220,37 +227,45 @@ def _window_rows(
     n_dropped: int,
     max_elements: float = 2e7,
 ) -> list[dict[str, object]]:
+    """Rows (one per layer × channel, then the whole scalp) of one window; the EEG RDMs are ranked once
+    for all layers, which is where the time goes (C RDMs of n(n − 1)/2 pairs)."""
     n = eeg_items.shape[0]
-    values = np.full(len(channel_names) + 1, np.nan)
+    values = np.full((len(channel_names) + 1, len(model_items)), np.nan)
     if n >= max(3, min_items):
-        model_rdm = correlation_rdm(model_items)
+        model_rdms = np.stack([correlation_rdm(m) for m in model_items])
+        if not callable(method):
+            model_rdms = scaled_rdms(model_rdms, method=method)
         iu, ju = np.triu_indices(n, k=1)
+
+        def score(eeg_rdms: np.ndarray) -> np.ndarray:
+            if callable(method):
+                return rdm_scores(eeg_rdms, model_rdms, method=method)
+            return scaled_rdms(eeg_rdms, method=method) @ model_rdms.T
+
         # electrodes in chunks: with thousands of words one RDM has millions of pairs
         step = max(1, int(max_elements // max(1, iu.size)))
         per_channel = np.concatenate(
             [
-                rdm_scores(
-                    np.abs(eeg_items[iu, c : c + step] - eeg_items[ju, c : c + step]).T,
-                    model_rdm,
-                    method=method,
-                )
+                score(np.abs(eeg_items[iu, c : c + step] - eeg_items[ju, c : c + step]).T)
                 for c in range(0, eeg_items.shape[1], step)
             ]
         )
-        scalp = rdm_scores(correlation_rdm(eeg_items)[None, :], model_rdm, method=method)
+        scalp = score(correlation_rdm(eeg_items)[None, :])
         values = np.concatenate([per_channel, scalp])
     names = [*channel_names, ALL_CHANNELS]
     return [
         {
+            "layer_index": li,
             "window": window.name,
             "start_ms": window.start_ms,
             "end_ms": window.end_ms,
             "channel": ch,
-            "value": float(v),
+            "value": float(values[ci, li]),
             "n_items": n,
             "n_dropped": n_dropped,
         }
-        for ch, v in zip(names, values, strict=True)
+        for li in range(len(model_items))
+        for ci, ch in enumerate(names)
     ]
 
 
@@ -278,9 +293,9 @@ def sentence_locked_window_rsa(
         x, y = sentence_window_features(eeg=eeg, sfreq=sfreq, model=model, frame_times=frame_times, window=w)
         n_dropped = int(frames_in_window(frame_times, w).sum()) - x.shape[0]
         rows.extend(
-            _window_rows(w, x, y, channel_names, method=method, min_items=min_items, n_dropped=n_dropped)
+            _window_rows(w, x, [y], channel_names, method=method, min_items=min_items, n_dropped=n_dropped)
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).drop(columns="layer_index")
 
 
 def sentence_locked_subject_rsa(
@@ -430,7 +445,7 @@ def word_locked_features(
 def window_rsa(
     *,
     eeg_features: np.ndarray,
-    model_features: np.ndarray,
+    model_features: np.ndarray | Mapping[str, np.ndarray],
     windows: Sequence[Window],
     channel_names: Sequence[str],
     method: Method = "spearman",
@@ -440,37 +455,50 @@ def window_rsa(
 ) -> pd.DataFrame:
     """Word-locked RSA per window and electrode: (window, start_ms, end_ms, channel, value, n_items, n_dropped).
 
-    Per window, items with NaN EEG (window past the EEG end) or NaN model features (no frame) are
-    dropped and counted in ``n_dropped``. ``max_items`` draws a seeded random subset of the remaining
-    items (the RDM has n(n − 1)/2 pairs per electrode, so thousands of words cost memory and time).
+    ``model_features`` is one (n_items, k) array, or a mapping layer → array (then a first column
+    ``layer``): the layers share the items, so each window's EEG RDMs are ranked once for all of them.
+    Per window, items with NaN EEG (window past the EEG end) or NaN model features in any layer (no frame)
+    are dropped and counted in ``n_dropped``. ``max_items`` keeps a seeded random subset of the remaining
+    items, from one random order shared by all windows (so they see nearly the same words): the RDM has
+    n(n − 1)/2 pairs per electrode, so thousands of words cost O(n²) memory and time.
     """
+    single = not isinstance(model_features, Mapping)
+    layers = {"": model_features} if single else dict(model_features)
+    feats = [np.asarray(m, dtype=float) for m in layers.values()]
     eeg_features = np.asarray(eeg_features, dtype=float)
-    model_features = np.asarray(model_features, dtype=float)
-    if eeg_features.shape[0] != len(windows) or eeg_features.shape[1] != model_features.shape[0]:
+    n_items = eeg_features.shape[1] if eeg_features.ndim == 3 else -1
+    if eeg_features.shape[0] != len(windows) or any(m.shape[0] != n_items for m in feats):
         raise ValueError(
-            f"EEG features {eeg_features.shape} do not match {len(windows)} windows × {model_features.shape[0]} items"
+            f"EEG features {eeg_features.shape} do not match {len(windows)} windows × "
+            f"{[m.shape[0] for m in feats]} items"
         )
     if eeg_features.shape[2] != len(channel_names):
         raise ValueError(f"EEG features have {eeg_features.shape[2]} channels but {len(channel_names)} names")
-    model_ok = np.all(np.isfinite(model_features), axis=1)
+    model_ok = np.logical_and.reduce([np.all(np.isfinite(m), axis=1) for m in feats])
+    order = None
+    if max_items is not None and n_items > max_items:
+        if rng is None:
+            raise ValueError("max_items subsampling needs an rng")
+        order = rng.permutation(n_items)
     rows: list[dict[str, object]] = []
     for wi, w in enumerate(windows):
         keep = model_ok & np.all(np.isfinite(eeg_features[wi]), axis=1)
         idx = np.flatnonzero(keep)
-        n_dropped = eeg_features.shape[1] - idx.size
-        if max_items is not None and idx.size > max_items:
-            if rng is None:
-                raise ValueError("max_items subsampling needs an rng")
-            idx = np.sort(rng.choice(idx, size=max_items, replace=False))
+        n_dropped = n_items - idx.size
+        if order is not None and idx.size > max_items:
+            idx = np.sort(order[keep[order]][:max_items])
         rows.extend(
             _window_rows(
                 w,
                 eeg_features[wi, idx],
-                model_features[idx],
+                [m[idx] for m in feats],
                 channel_names,
                 method=method,
                 min_items=min_items,
                 n_dropped=n_dropped,
             )
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    names = list(layers)
+    table.insert(0, "layer", [names[i] for i in table.pop("layer_index")])
+    return table.drop(columns="layer") if single else table

@@ -86,6 +86,9 @@ def dataset_settings(ds):
 
 @functools.cache
 def _subjects(ds):
+    if not is_demo(ds):
+        # a real dataset may still have to be fetched: its subjects are known once the checkpoint has run
+        checkpoints.fetch_dataset.get(ds=ds)
     return tuple(adapter(ds).subjects())
 
 
@@ -126,12 +129,63 @@ def all_outputs(wildcards):
 
 
 def bids_input(wildcards):
-    """The demo's BIDS tree is made by a rule; a real dataset's already exists."""
-    return [dataset_settings(wildcards.ds)["bids_root"]] if is_demo(wildcards.ds) else []
+    """The demo's BIDS tree is made by a rule; a real dataset's is fetched and verified by fetch_dataset."""
+    if is_demo(wildcards.ds):
+        return [dataset_settings(wildcards.ds)["bids_root"]]
+    return [f"results/{wildcards.ds}/download/checksums.tsv"]
 
 
 def word_table_input(wildcards):
-    return [str(Path(dataset_settings(wildcards.ds)["stimuli_dir"]))]
+    """Stimuli and word timings: the demo's are in resources/; a real dataset's come with its download, plus
+    ds004408's reviewed sentence tables when options.sentence_dir is set."""
+    settings = dataset_settings(wildcards.ds)
+    if is_demo(wildcards.ds):
+        return [str(Path(settings["stimuli_dir"]))]
+    out = [f"results/{wildcards.ds}/download/checksums.tsv"]
+    sentence_dir = (settings.get("options") or {}).get("sentence_dir")
+    if settings["adapter"] == "ds004408" and sentence_dir:
+        out += [f"{sentence_dir}/sentences_run{run}.tsv" for run in ds004408_runs(wildcards.ds)]
+    return out
+
+
+def ds004408_runs(ds):
+    from hearlike.datasets.ds004408 import N_RUNS
+
+    runs = (dataset_settings(ds).get("options") or {}).get("runs")
+    return list(runs) if runs else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
+
+
+def dataset_adapter_name(wildcards):
+    return dataset_settings(wildcards.ds)["adapter"]
+
+
+def dataset_bids_root(wildcards):
+    return dataset_settings(wildcards.ds)["bids_root"]
+
+
+def dataset_download_method(wildcards):
+    return dataset_settings(wildcards.ds).get("download", "none")
+
+
+def dataset_subject_setting(wildcards):
+    return dataset_settings(wildcards.ds)["subjects"]
+
+
+def sentence_table_sources(wildcards):
+    """The fetched dataset (whose stimuli/ holds the run's TextGrid) and, when configured, the run's text."""
+    settings = dataset_settings(wildcards.ds)
+    if settings["adapter"] != "ds004408":
+        raise ValueError(f"rule sentence_tables: dataset {wildcards.ds!r} is not ds004408-like")
+    out = {"fetched": f"results/{wildcards.ds}/download/checksums.tsv"}
+    if settings.get("sentence_text_dir"):
+        out["text"] = str(Path(settings["sentence_text_dir"]) / f"run{wildcards.run}.txt")
+    return out
+
+
+def sentence_table_textgrid(wildcards):
+    from hearlike.datasets.ds004408 import textgrid_for_run
+
+    return str(Path(dataset_settings(wildcards.ds)["stimuli_dir"]) / textgrid_for_run(wildcards.run))
 
 
 def model_input(wildcards):

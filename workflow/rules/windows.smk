@@ -11,6 +11,7 @@ rule windows:
     params:
         windows=config["windows"],
         settings=window_metric_settings,
+        seed=config["seed"],
     conda:
         "../../envs/hearlike.yaml"
     log:

@@ -8,4 +8,5 @@ with step_log(snakemake.log[0], "windows"):
     window_job(model=w.model, subject=w.sub, segments=Path(snakemake.input.segments),
                features=Path(snakemake.input.features), words=Path(snakemake.input.words),
                sentences=Path(snakemake.input.sentences), windows=snakemake.params.windows,
-               settings=snakemake.params.settings, out=Path(snakemake.output[0]))
+               settings=snakemake.params.settings, seed=snakemake.params.seed,
+               out=Path(snakemake.output[0]))

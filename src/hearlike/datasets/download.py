@@ -346,6 +346,58 @@ def verify_checksums(root: str | Path) -> ChecksumReport:
     return report
 
 
+DOWNLOAD_METHODS = ("none", "openneuro", "datalad")
+
+
+def fetch_step(
+    *,
+    dataset: str,
+    bids_root: str | Path,
+    method: str,
+    subjects: Sequence[str] | str | None,
+    out: str | Path,
+    runner: Runner = subprocess.run,
+) -> pd.DataFrame:
+    """The workflow's ``fetch_dataset`` job: make sure the pinned dataset is at ``bids_root`` and intact.
+
+    Absent data are downloaded with ``method`` (``none``: stop and say how). Present data must be the pinned
+    version; their checksum manifest is verified, or, for data put there by hand, written on first use.
+    The manifest that was checked is copied to ``out`` (the study's record of its input files).
+    """
+    root = Path(bids_root)
+    if method not in DOWNLOAD_METHODS:
+        raise DatasetError(f"config.yaml datasets.*.download: {method!r} is not one of {DOWNLOAD_METHODS}")
+    if not (root / "dataset_description.json").exists():
+        if method == "none":
+            raise DatasetError(
+                f"{root / 'dataset_description.json'}: not found, so {dataset} is not at {root}. Download it once "
+                f"(python -m hearlike.datasets.download {dataset} --dest {root}) or set the dataset's "
+                f"`download:` to one of {DOWNLOAD_METHODS[1:]} in config.yaml to let the workflow fetch it."
+            )
+        chosen = None if subjects in (None, "all") else [str(s).removeprefix("sub-") for s in subjects]
+        download(dataset, dest=root, method=method, subjects=chosen, runner=runner)
+    check_version(root, dataset)
+    manifest = root / CHECKSUM_FILE
+    if manifest.exists():
+        report = verify_checksums(root)
+        report.raise_for_problems()
+        log.info("%s: %d files verified against the manifest", root, report.n_checked)
+    else:
+        log.warning("%s: no checksum manifest (data not fetched by hearlike); writing one now", root)
+        try:
+            write_checksums(root)
+        except OSError as exc:  # a read-only data location: keep the record in results/ only
+            log.warning("%s: cannot write the manifest there (%s); recording it under results/ only", root, exc)
+            rows = [(p.relative_to(root).as_posix(), p.stat().st_size, sha256_file(p))
+                    for p in _data_files(root) if not is_annex_pointer(p)]
+            table = pd.DataFrame(rows, columns=list(CHECKSUM_COLUMNS))
+            write_tsv(table, out)
+            return table
+    table = pd.read_csv(manifest, sep="\t", dtype={"relpath": str, "sha256": str}, keep_default_na=False)
+    write_tsv(table, out)
+    return table
+
+
 # ------------------------------------------------------------------------------------------------
 # integrity of one BrainVision recording (shared by the adapters)
 

@@ -460,6 +460,35 @@ class DS004408:
 # CLI
 
 
+def write_sentence_table(
+    *,
+    textgrid: str | Path,
+    out: str | Path,
+    text: str | Path | None = None,
+    min_pause_s: float = 0.3,
+    min_piece_s: float = 0.5,
+    min_match: float = 0.8,
+) -> pd.DataFrame:
+    """Write one run's ``sentences_runNN.tsv``: sentence ends from the punctuated ``text`` file, else pauses."""
+    words = read_textgrid_words(textgrid).words
+    source = Path(textgrid)
+    book = None
+    if text is not None:
+        source = Path(text)
+        if not source.exists():
+            raise DatasetError(
+                f"{source}: punctuated text not found; put the text read in {Path(textgrid).with_suffix('.wav').name} "
+                "there (UTF-8), or leave sentence_text_dir unset for pause-based sentences."
+            )
+        book = source.read_text(encoding="utf-8")
+    table = build_sentence_table(
+        words=words, text=book, min_pause_s=min_pause_s, min_piece_s=min_piece_s, min_match=min_match, source=source
+    )
+    write_tsv(table, out)
+    log.info("%s: %d sentences (%s)", out, len(table), table["method"].iloc[0])
+    return table
+
+
 def write_sentence_tables(
     *,
     bids_root: str | Path,
@@ -471,10 +500,9 @@ def write_sentence_tables(
     min_piece_s: float = 0.5,
     min_match: float = 0.8,
 ) -> list[Path]:
-    """Write ``sentences_runNN.tsv`` per run into ``out_dir``.
+    """Write ``sentences_runNN.tsv`` per run into ``out_dir`` (see ``write_sentence_table``).
 
-    With ``text_dir`` each run's punctuated text is read from ``text_dir/runNN.txt`` (UTF-8) and
-    sentences end at sentence-final punctuation; without it, the pause-based fallback is written.
+    With ``text_dir`` each run's punctuated text is read from ``text_dir/runNN.txt`` (UTF-8).
     """
     stim = Path(stimuli_dir) if stimuli_dir is not None else Path(bids_root) / "stimuli"
     run_list = (
@@ -482,27 +510,15 @@ def write_sentence_tables(
     )
     written = []
     for run in run_list:
-        words = read_textgrid_words(stim / textgrid_for_run(run)).words
-        text = None
-        source: Path = stim / textgrid_for_run(run)
-        if text_dir is not None:
-            source = Path(text_dir) / f"run{run}.txt"
-            if not source.exists():
-                raise DatasetError(
-                    f"{source}: text of run {run} not found; put the punctuated text of audio{run} there."
-                )
-            text = source.read_text(encoding="utf-8")
-        table = build_sentence_table(
-            words=words,
-            text=text,
+        out = Path(out_dir) / sentence_table_name(run)
+        write_sentence_table(
+            textgrid=stim / textgrid_for_run(run),
+            text=Path(text_dir) / f"run{run}.txt" if text_dir is not None else None,
+            out=out,
             min_pause_s=min_pause_s,
             min_piece_s=min_piece_s,
             min_match=min_match,
-            source=source,
         )
-        out = Path(out_dir) / sentence_table_name(run)
-        write_tsv(table, out)
-        log.info("%s: %d sentences (%s)", out, len(table), table["method"].iloc[0])
         written.append(out)
     return written
 
