@@ -181,7 +181,7 @@ def test_fetch_step_names_the_missing_dataset_and_the_fix(tmp_path):
 def test_fetch_step_downloads_absent_data_with_the_configured_method(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(dl, "download", lambda dataset, **kw: calls.append((dataset, kw)) or kw["dest"])
-    with pytest.raises(DatasetError, match="dataset_description.json: missing"):  # the fake fetched nothing
+    with pytest.raises(DatasetError, match=r"dataset_description\.json: missing"):  # the fake fetched nothing
         dl.fetch_step(dataset="alice", bids_root=tmp_path / "nm", method="datalad", subjects=["001", "sub-026"],
                       out=tmp_path / "rec.tsv")
     assert calls[0][0] == "alice" and calls[0][1]["method"] == "datalad"
@@ -209,5 +209,5 @@ def test_fetch_step_refuses_another_version(tmp_path):
     desc.pop("DatasetDOI", None)
     desc["Version"] = "1.0.5"
     (root / "dataset_description.json").write_text(json.dumps(desc))
-    with pytest.raises(DatasetError, match="not the pinned ds004408 1.0.8"):
+    with pytest.raises(DatasetError, match=r"not the pinned ds004408 1\.0\.8"):
         dl.fetch_step(dataset="ds004408", bids_root=root, method="none", subjects="all", out=tmp_path / "r.tsv")

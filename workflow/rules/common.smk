@@ -175,7 +175,7 @@ def sentence_table_sources(wildcards):
     """The fetched dataset (whose stimuli/ holds the run's TextGrid) and, when configured, the run's text."""
     settings = dataset_settings(wildcards.ds)
     if settings["adapter"] != "ds004408":
-        raise ValueError(f"rule sentence_tables: dataset {wildcards.ds!r} is not ds004408-like")
+        raise ValueError(f"sentence tables are made for ds004408-like datasets only, not {wildcards.ds!r}")
     out = {"fetched": f"results/{wildcards.ds}/download/checksums.tsv"}
     if settings.get("sentence_text_dir"):
         out["text"] = str(Path(settings["sentence_text_dir"]) / f"run{wildcards.run}.txt")
