@@ -26,12 +26,7 @@ import pytest
 import yaml
 from conftest import ROOT, SNAKEMAKE, planned_jobs
 
-pytestmark = [
-    pytest.mark.slow,
-    # Not yet seen green on a clean machine in the session that wrote it: opt in with HEARLIKE_EXTRA_TESTS=1.
-    pytest.mark.skipif(os.environ.get("HEARLIKE_EXTRA_TESTS") != "1",
-                       reason="extra cluster/archive tests are opt-in until verified: set HEARLIKE_EXTRA_TESTS=1"),
-]
+pytestmark = pytest.mark.slow
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 #: EEG signal files of any common format: none may be archived (the recordings' licences and size)

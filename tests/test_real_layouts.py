@@ -56,6 +56,7 @@ def layout_study(tmp_path_factory) -> Path:
                         demo_stimuli=ROOT / "resources/demo/stimuli", text_dir=data / "ds004408_text",
                         subjects=DS_SUBJECTS, runs=DS_RUNS)
     write_alice_copy(data / "nm000180", metadata=ROOT / "tests/data/nm000180", subjects=ALICE_SUBJECTS)
+    (base / "work").mkdir()
     work = copy_workflow(base / "work")
     for stale in (work / "resources" / "ds004408").glob("sentences_run*.tsv"):
         stale.unlink()
