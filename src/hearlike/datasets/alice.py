@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hearlike.datasets.base import STIM_ONSET_COLUMNS, WORD_COLUMNS, DatasetError, Recording, check_columns
+from hearlike.datasets.base import (
+    STIM_ONSET_COLUMNS,
+    WORD_COLUMNS,
+    DatasetError,
+    Recording,
+    check_columns,
+    subject_labels,
+)
 from hearlike.datasets.download import check_brainvision_recording, require_content
 from hearlike.io import write_tsv
 
@@ -403,11 +410,7 @@ class AliceDataset:
         self.line_freq = float(line_freq)
         if shift_policy not in SHIFT_POLICIES:
             raise DatasetError(f"shift_policy {shift_policy!r}: choose one of {SHIFT_POLICIES}")
-        if isinstance(subjects, str) and subjects != "all":
-            raise DatasetError(f"config.yaml: subjects must be a list of labels or 'all', not {subjects!r}")
-        self._subjects = (
-            None if subjects is None or subjects == "all" else [str(s).removeprefix("sub-") for s in subjects]
-        )
+        self._subjects = subject_labels(subjects)
         self.shift_policy = shift_policy
         self.audio_check = bool(audio_check)
         self.decisions_file = Path(decisions_file) if decisions_file is not None else None

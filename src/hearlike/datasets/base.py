@@ -14,6 +14,7 @@ An adapter answers five questions about a dataset on disk:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -47,6 +48,15 @@ class Recording:
 
 class DatasetError(ValueError):
     """Bad or missing input; the message names the file and the fix."""
+
+
+def subject_labels(subjects: Sequence[str] | str | None) -> list[str] | None:
+    """Configured subjects as labels without ``sub-``; None for ``"all"`` (every subject of the dataset)."""
+    if subjects is None or subjects == "all":
+        return None
+    if isinstance(subjects, str):
+        raise DatasetError(f"config.yaml: subjects must be a list of labels or 'all', not {subjects!r}")
+    return [str(s).removeprefix("sub-") for s in subjects]
 
 
 @runtime_checkable

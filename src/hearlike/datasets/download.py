@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from hearlike.datasets.base import DatasetError
+from hearlike.datasets.base import DatasetError, subject_labels
 from hearlike.io import sha256_file, write_tsv
 
 log = logging.getLogger(__name__)
@@ -374,8 +374,7 @@ def fetch_step(
                 f"(python -m hearlike.datasets.download {dataset} --dest {root}) or set the dataset's "
                 f"`download:` to one of {DOWNLOAD_METHODS[1:]} in config.yaml to let the workflow fetch it."
             )
-        chosen = None if subjects in (None, "all") else [str(s).removeprefix("sub-") for s in subjects]
-        download(dataset, dest=root, method=method, subjects=chosen, runner=runner)
+        download(dataset, dest=root, method=method, subjects=subject_labels(subjects), runner=runner)
     check_version(root, dataset)
     manifest = root / CHECKSUM_FILE
     if manifest.exists():

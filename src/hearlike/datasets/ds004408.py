@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from hearlike.datasets.base import STIM_ONSET_COLUMNS, WORD_COLUMNS, DatasetError, Recording
+from hearlike.datasets.base import STIM_ONSET_COLUMNS, WORD_COLUMNS, DatasetError, Recording, subject_labels
 from hearlike.datasets.download import check_brainvision_recording, require_content
 from hearlike.datasets.textgrid import align_words_to_text, pause_pieces, read_textgrid_words
 from hearlike.io import write_tsv
@@ -176,15 +176,6 @@ def assign_sentences(words: pd.DataFrame, table: pd.DataFrame, *, source: str | 
     return labels
 
 
-def _subject_list(subjects: Sequence[str] | str | None) -> list[str] | None:
-    """Labels without ``sub-``; None for ``"all"``."""
-    if subjects is None or subjects == "all":
-        return None
-    if isinstance(subjects, str):
-        raise DatasetError(f"config.yaml: subjects must be a list of labels or 'all', not {subjects!r}")
-    return [str(s).removeprefix("sub-") for s in subjects]
-
-
 class DS004408:
     """The DatasetAdapter of ds004408 (see module docstring).
 
@@ -224,7 +215,7 @@ class DS004408:
         self.task = task
         self.montage = montage
         self.line_freq = float(line_freq)
-        self._subjects = _subject_list(subjects)
+        self._subjects = subject_labels(subjects)
         self._runs = [f"{int(r):02d}" for r in runs] if runs is not None else None
         self.stimuli_dir = Path(stimuli_dir) if stimuli_dir is not None else self.bids_root / "stimuli"
         self.sentence_dir = Path(sentence_dir) if sentence_dir is not None else None
