@@ -46,6 +46,21 @@ def _informative(x: torch.Tensor) -> torch.Tensor:
     return finite & varies
 
 
+def resolve_battery(
+    metrics: Sequence[str], settings: Mapping[str, Mapping[str, Any]] | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, gram.GramMetric]]:
+    """Each metric's full settings (defaults filled, checked) and the Gram-based metrics built from them."""
+    settings = settings or {}
+    extra = set(settings) - set(metrics)
+    if extra:
+        raise ValueError(f"settings given for metrics not requested: {sorted(extra)}")
+    resolved = {m: resolve_settings(m, settings.get(m)) for m in metrics}
+    gram_metrics = {m: _GRAM[m](**resolved[m]) for m in metrics if m in _GRAM}
+    if "gcmi" in metrics and not isinstance(resolved["gcmi"]["bias_correct"], bool | np.bool_):
+        raise ValueError(f"gcmi bias_correct must be a bool; got {resolved['gcmi']['bias_correct']!r}")
+    return resolved, gram_metrics
+
+
 def compute_battery(
     X: np.ndarray | torch.Tensor,
     Y: np.ndarray | torch.Tensor,
@@ -61,14 +76,7 @@ def compute_battery(
     that are non-finite or constant over frames give NaN. ``device``: "cpu", "cuda" or "auto"; results are
     float64 numpy arrays either way.
     """
-    settings = settings or {}
-    extra = set(settings) - set(metrics)
-    if extra:
-        raise ValueError(f"settings given for metrics not requested: {sorted(extra)}")
-    resolved = {m: resolve_settings(m, settings.get(m)) for m in metrics}
-    gram_metrics = {m: _GRAM[m](**resolved[m]) for m in metrics if m in _GRAM}
-    if "gcmi" in metrics and not isinstance(resolved["gcmi"]["bias_correct"], bool | np.bool_):
-        raise ValueError(f"gcmi bias_correct must be a bool; got {resolved['gcmi']['bias_correct']!r}")
+    resolved, gram_metrics = resolve_battery(metrics, settings)
     dev = _backend.resolve_device(device)
     out: dict[str, np.ndarray] = {}
     with _backend.exact_numerics(dev):

@@ -38,10 +38,9 @@ import numpy as np
 import torch
 
 from hearlike.metrics import _backend, gram
-from hearlike.metrics.battery import _GRAM, _RSA, _informative
+from hearlike.metrics.battery import _RSA, _informative, resolve_battery
 from hearlike.metrics.gcmi import _covariance, _half_logdet, _psi_cumsum, copula_normalise
 from hearlike.metrics.rdm import PreparedRDMs, prepare_rdm_side
-from hearlike.metrics.registry import resolve_settings
 from hearlike.metrics.rsa import _count_inversions_torch, _tied_pairs_from_sorted, count_inversions
 
 # float64 entries of one chunk of re-indexed T × T matrices (512 KiB: stays in cache for the dot product that
@@ -122,14 +121,7 @@ def compute_battery_reindexed(
     re-indexings per layer. A 1-D X is one feature; a 2-D Y is (L, T) with one feature per layer (as in
     :func:`~hearlike.metrics.battery.compute_battery`).
     """
-    settings = settings or {}
-    extra = set(settings) - set(metrics)
-    if extra:
-        raise ValueError(f"settings given for metrics not requested: {sorted(extra)}")
-    resolved = {m: resolve_settings(m, settings.get(m)) for m in metrics}
-    gram_metrics = {m: _GRAM[m](**resolved[m]) for m in metrics if m in _GRAM}
-    if "gcmi" in metrics and not isinstance(resolved["gcmi"]["bias_correct"], bool | np.bool_):
-        raise ValueError(f"gcmi bias_correct must be a bool; got {resolved['gcmi']['bias_correct']!r}")
+    resolved, gram_metrics = resolve_battery(metrics, settings)
     dev = _backend.resolve_device(device)
     with _backend.exact_numerics(dev):
         x = _backend.as_batch(_one_item(X), dev, "X")
