@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import mne
@@ -50,31 +51,21 @@ MICROVOLT = 1e-6
 
 
 def speech_envelope(audio: np.ndarray, sr: int, sfreq: float) -> np.ndarray:
-    """Rectified audio, low-passed at 8 Hz and resampled to ``sfreq`` (peak 1)."""
-    mono = audio.mean(axis=1) if audio.ndim == 2 else audio
-    up, down = _ratio(sfreq, sr)
-    env = np.clip(resample_poly(np.abs(mono), up, down), 0.0, None)
+    """Amplitude envelope of the audio at ``sfreq``, low-passed at 8 Hz (peak 1)."""
+    from hearlike.datasets.alice import audio_envelope
+
+    env = np.clip(audio_envelope(audio, sr, band_sfreq=sr, rate_hz=sfreq, highpass_hz=0.0), 0.0, None)
     env = sosfiltfilt(butter(4, 8.0, fs=sfreq, output="sos"), env)
     peak = np.abs(env).max()
     return env / peak if peak > 0 else env
 
 
-def _ratio(sfreq: float, sr: int) -> tuple[int, int]:
-    from fractions import Fraction
-
-    frac = Fraction(sfreq).limit_denominator(10_000) / Fraction(sr)
-    return frac.numerator, frac.denominator
-
-
 def pink_background(n_channels: int, n_times: int, positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """1/f noise, spatially smoothed with a Gaussian kernel over electrode distance (unit variance)."""
-    white = rng.standard_normal((n_channels, n_times))
-    spec = np.fft.rfft(white, axis=1)
-    f = np.fft.rfftfreq(n_times)
-    f[0] = f[1] if n_times > 1 else 1.0
-    pink = np.fft.irfft(spec / np.sqrt(f), n=n_times, axis=1)
+    """The demo's 1/f noise, spatially smoothed with a Gaussian kernel over electrode distance (unit variance)."""
+    from hearlike.demo.eeg import pink_noise
+
     dist = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
-    mixed = np.exp(-((dist / 0.04) ** 2)) @ pink
+    mixed = np.exp(-((dist / 0.04) ** 2)) @ pink_noise(n_channels, n_times, rng)
     return mixed / mixed.std()
 
 
@@ -180,8 +171,8 @@ def write_ds004408_copy(
     for k, run in enumerate(runs, start=1):
         stim = f"run-{k:02d}.wav"
         audio, sr = sf.read(str(demo_stimuli / stim), dtype="float64")
-        up, down = _ratio(WAV_SR, sr)
-        hifi = resample_poly(audio, up, down)
+        ratio = Fraction(WAV_SR, sr)
+        hifi = resample_poly(audio, ratio.numerator, ratio.denominator)
         sf.write(dest / "stimuli" / f"audio{run}.wav", np.stack([hifi, hifi], axis=1), WAV_SR, subtype="PCM_16")
         duration = len(hifi) / WAV_SR
         write_textgrid(dest / "stimuli" / f"audio{run}.TextGrid", words[words["stim_file"] == stim], duration)
