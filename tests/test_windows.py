@@ -304,3 +304,20 @@ def test_sentence_locked_subject_average_uses_fisher_z() -> None:
     assert got.loc[("N400", "b"), "n_sentences"] == 2
     # N100 (80–150 ms) holds 2 frames at 25 Hz: NaN in every sentence → NaN average over 0 sentences
     assert np.isnan(got.loc[("N100", "all"), "value"]) and got.loc[("N100", "all"), "n_sentences"] == 0
+
+
+def test_layer_features_equal_single_layer_features() -> None:
+    """The EEG items computed once for several layers equal those of each single-layer call, and so do
+    each layer's model items."""
+    eeg, model, times, words, sfreq, _ = _planted_subject(np.random.default_rng(7))
+    other = {sid: m[:, ::-1] * 2.0 for sid, m in model.items()}
+    windows = win.erp_windows()
+    eeg_items, models, items = win.word_locked_layer_features(
+        eeg=eeg, sfreq=sfreq, layers={"a": model, "b": other}, frame_times=times, words=words, windows=windows
+    )
+    for name, feats in (("a", model), ("b", other)):
+        single = win.word_locked_features(eeg=eeg, sfreq=sfreq, model=feats, frame_times=times, words=words,
+                                          windows=windows)
+        np.testing.assert_array_equal(single.eeg, eeg_items)
+        np.testing.assert_array_equal(single.model, models[name])
+        pd.testing.assert_frame_equal(single.items, items)

@@ -183,13 +183,11 @@ def window_job(*, model: str, subject: str, segments: Path, features: Path, word
                 by_timebase.setdefault(layer.split(".", 1)[0], []).append(layer)
             for timebase, layers in by_timebase.items():
                 times = {sid: feats[f"{timebase}/{sentence_key(sid)}.times"] for sid in sids}
-                word_model = {}
-                for layer in layers:
-                    model_feats = {sid: feats[f"{layer}/{sentence_key(sid)}.pooled"] for sid in sids}
-                    wf = win.word_locked_features(eeg=eeg, sfreq=sfreq, model=model_feats, frame_times=times,
-                                                  words=words_rel, windows=wins)
-                    word_model[layer] = wf.model
-                table = win.window_rsa(eeg_features=wf.eeg, model_features=word_model, windows=wf.windows,
+                layer_feats = {layer: {sid: feats[f"{layer}/{sentence_key(sid)}.pooled"] for sid in sids}
+                               for layer in layers}
+                word_eeg, word_model, _ = win.word_locked_layer_features(
+                    eeg=eeg, sfreq=sfreq, layers=layer_feats, frame_times=times, words=words_rel, windows=wins)
+                table = win.window_rsa(eeg_features=word_eeg, model_features=word_model, windows=wins,
                                        channel_names=smeta["ch_names"], method=WINDOW_METHODS[metric],
                                        max_items=windows.get("max_items"),
                                        rng=seeded_rng(seed, "windows", subject, model, timebase, metric))

@@ -420,25 +420,45 @@ def word_locked_features(
     ``frame_times[sid]`` (T, 2) in s after sentence onset, ``words`` has ``sentence_id``, ``onset_s``,
     ``offset_s`` in s after sentence onset (see :func:`words_relative_to_sentences`).
     """
-    eeg_parts, model_parts, item_parts = [], [], []
+    eeg_items, models, items = word_locked_layer_features(
+        eeg=eeg, sfreq=sfreq, layers={"": model}, frame_times=frame_times, words=words, windows=windows
+    )
+    return WordFeatures(eeg=eeg_items, model=models[""], items=items, windows=tuple(windows))
+
+
+def word_locked_layer_features(
+    *,
+    eeg: Mapping[int, np.ndarray],
+    sfreq: float,
+    layers: Mapping[str, Mapping[int, np.ndarray]],
+    frame_times: Mapping[int, np.ndarray],
+    words: pd.DataFrame,
+    windows: Sequence[Window],
+) -> tuple[np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
+    """:func:`word_locked_features` for several layers of one timebase: the EEG items (n_windows, n_items, C)
+    are computed once, the model items per layer (n_items, k); items are the words of the sentences that
+    the EEG and every layer have."""
+    eeg_parts: list[np.ndarray] = []
+    model_parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+    item_parts = []
     for sid, w in words.groupby("sentence_id", sort=True):
         sid = int(sid)
-        if sid not in eeg or sid not in model:
+        if sid not in eeg or any(sid not in model for model in layers.values()):
             continue
         on = w["onset_s"].to_numpy(dtype=float)
         off = w["offset_s"].to_numpy(dtype=float)
         eeg_parts.append(word_eeg_features(eeg=eeg[sid], sfreq=sfreq, onsets_s=on, windows=windows))
-        model_parts.append(
-            word_model_features(model=model[sid], frame_times=frame_times[sid], onsets_s=on, offsets_s=off)
-        )
+        for name, model in layers.items():
+            model_parts[name].append(
+                word_model_features(model=model[sid], frame_times=frame_times[sid], onsets_s=on, offsets_s=off)
+            )
         item_parts.append(w)
     if not item_parts:
         raise ValueError("no sentence has both EEG and model features")
-    return WordFeatures(
-        eeg=np.concatenate(eeg_parts, axis=1),
-        model=np.concatenate(model_parts, axis=0),
-        items=pd.concat(item_parts, ignore_index=True),
-        windows=tuple(windows),
+    return (
+        np.concatenate(eeg_parts, axis=1),
+        {name: np.concatenate(parts, axis=0) for name, parts in model_parts.items()},
+        pd.concat(item_parts, ignore_index=True),
     )
 
 
