@@ -200,6 +200,25 @@ def _observed(
     raise ValueError("pass score, batch_score or indexed_score")
 
 
+def _null_at_indices(
+    *,
+    eeg: np.ndarray,
+    model: np.ndarray,
+    indices: np.ndarray,
+    observed: float | None,
+    score: Score | None,
+    batch_score: BatchScore | None,
+    indexed_score: IndexedScore | None,
+) -> NullResult:
+    """Observed score (computed unless given) against the scores of the model re-indexed by ``indices``."""
+    obs = _observed(eeg, model, score, batch_score, indexed_score) if observed is None else float(observed)
+    return summarize_null(
+        obs,
+        null_scores(eeg=eeg, model=model, indices=indices, score=score, batch_score=batch_score,
+                    indexed_score=indexed_score),
+    )
+
+
 def circular_shift_null(
     *,
     eeg: np.ndarray,
@@ -224,7 +243,6 @@ def circular_shift_null(
     signals' correlation time is short relative to T.
     """
     n_frames = np.asarray(model).shape[0]
-    obs = _observed(eeg, model, score, batch_score, indexed_score) if observed is None else float(observed)
     shifts = draw_circular_shifts(
         n_frames=n_frames,
         frame_rate_hz=frame_rate_hz,
@@ -234,17 +252,8 @@ def circular_shift_null(
         rng=rng,
     )
     idx = circular_shift_indices(shifts, n_frames)
-    return summarize_null(
-        obs,
-        null_scores(
-            eeg=eeg,
-            model=model,
-            indices=idx,
-            score=score,
-            batch_score=batch_score,
-            indexed_score=indexed_score,
-        ),
-    )
+    return _null_at_indices(eeg=eeg, model=model, indices=idx, observed=observed, score=score,
+                            batch_score=batch_score, indexed_score=indexed_score)
 
 
 def frame_permutation_null_codefaithful(
@@ -264,19 +273,9 @@ def frame_permutation_null_codefaithful(
     ``indexed_score`` (optional) scores all permutations from the unpermuted model features at once.
     """
     n_frames = np.asarray(model).shape[0]
-    obs = _observed(eeg, model, score, batch_score, indexed_score) if observed is None else float(observed)
     idx = draw_frame_permutations(n_frames=n_frames, n_perm=n_perm, rng=rng)
-    return summarize_null(
-        obs,
-        null_scores(
-            eeg=eeg,
-            model=model,
-            indices=idx,
-            score=score,
-            batch_score=batch_score,
-            indexed_score=indexed_score,
-        ),
-    )
+    return _null_at_indices(eeg=eeg, model=model, indices=idx, observed=observed, score=score,
+                            batch_score=batch_score, indexed_score=indexed_score)
 
 
 # --------------------------------------------------------------------------------------------------
