@@ -149,10 +149,9 @@ def word_table_input(wildcards):
 
 
 def ds004408_runs(ds):
-    from hearlike.datasets.ds004408 import N_RUNS
+    from hearlike.datasets.ds004408 import run_labels
 
-    runs = (dataset_settings(ds).get("options") or {}).get("runs")
-    return list(runs) if runs else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
+    return run_labels((dataset_settings(ds).get("options") or {}).get("runs"))
 
 
 def dataset_adapter_name(wildcards):

@@ -68,6 +68,11 @@ _EXPECTED_WARNINGS = (
 )
 
 
+def run_labels(runs: Sequence[str | int] | None) -> list[str]:
+    """Run labels ``01``…: the given runs, or all 20 when None."""
+    return [f"{int(r):02d}" for r in runs] if runs is not None else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
+
+
 def stim_file_for_run(run: str) -> str:
     """``audioNN.wav`` for run ``NN``."""
     return f"audio{int(run):02d}.wav"
@@ -216,7 +221,7 @@ class DS004408:
         self.montage = montage
         self.line_freq = float(line_freq)
         self._subjects = subject_labels(subjects)
-        self._runs = [f"{int(r):02d}" for r in runs] if runs is not None else None
+        self._runs = run_labels(runs) if runs is not None else None
         self.stimuli_dir = Path(stimuli_dir) if stimuli_dir is not None else self.bids_root / "stimuli"
         self.sentence_dir = Path(sentence_dir) if sentence_dir is not None else None
         self.min_pause_s = float(min_pause_s)
@@ -272,7 +277,7 @@ class DS004408:
 
     def runs(self) -> list[str]:
         """The runs whose words are in the word table (configured, else all 20)."""
-        return self._runs if self._runs is not None else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
+        return run_labels(self._runs)
 
     # ---- files of one recording ----------------------------------------------------------------
 
@@ -496,11 +501,8 @@ def write_sentence_tables(
     With ``text_dir`` each run's punctuated text is read from ``text_dir/runNN.txt`` (UTF-8).
     """
     stim = Path(stimuli_dir) if stimuli_dir is not None else Path(bids_root) / "stimuli"
-    run_list = (
-        [f"{int(r):02d}" for r in runs] if runs is not None else [f"{k:02d}" for k in range(1, N_RUNS + 1)]
-    )
     written = []
-    for run in run_list:
+    for run in run_labels(runs):
         out = Path(out_dir) / sentence_table_name(run)
         write_sentence_table(
             textgrid=stim / textgrid_for_run(run),
