@@ -6,7 +6,8 @@ Usage::
 
 Writes the snapshot into ``dest`` and a ``hearlike_model.json`` marker (hub id, revision, sha256 of every
 file) that the offline loader checks before it allows ``trust_remote_code``. Companion repos (Ultravox's
-LLM/encoder, GLM-4-Voice's tokenizer, ...) go to ``dest/companions/<owner>__<name>``.
+LLM/encoder, GLM-4-Voice's tokenizer, ...) go to ``dest/companions/<owner>__<name>``; a ``loader: package``
+entry's own code is cloned at its pinned ``code.commit`` into ``dest/hearlike_code``.
 Not runnable on the offline development machine; written against huggingface_hub's ``snapshot_download``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,30 @@ def _resolve_head(hub_id: str) -> str:
     from huggingface_hub import HfApi
 
     return str(HfApi().model_info(hub_id).sha)
+
+
+def checkout_code(*, repo: str, commit: str, dest: Path) -> Path:
+    """Clone ``repo`` and check out ``commit`` into ``dest`` (without ``.git``: the marker records the files)."""
+    import subprocess
+    import tempfile
+
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    with tempfile.TemporaryDirectory(prefix="hearlike-code-") as tmp:
+        clone = Path(tmp) / "repo"
+        for cmd in (["git", "clone", "--quiet", "--no-checkout", repo, str(clone)],
+                    ["git", "-C", str(clone), "checkout", "--quiet", commit]):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+        head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        if head != commit:
+            raise RuntimeError(f"{repo}: checked out {head}, expected {commit}")
+        shutil.rmtree(clone / ".git")
+        shutil.copytree(clone, dest)
+    return dest
 
 
 def download_model(*, key: str, registry: Path, dest: Path, allow_unpinned: bool = False,
@@ -70,8 +96,14 @@ def download_model(*, key: str, registry: Path, dest: Path, allow_unpinned: bool
             c_dir = dest / "companions" / comp["hub_id"].replace("/", "__")
             snapshot_download(repo_id=comp["hub_id"], revision=c_rev, local_dir=str(c_dir))
             companions.append({"hub_id": comp["hub_id"], "revision": c_rev, "dir": str(c_dir.relative_to(dest))})
+    extra: dict[str, Any] = {"companions": companions, "registry_pinned": entry.pinned}
+    if entry.code:
+        from hearlike.models.loaders import CODE_DIR
+
+        checkout_code(repo=entry.code["repo"], commit=entry.code["commit"], dest=dest / CODE_DIR)
+        extra["code"] = {"repo": entry.code["repo"], "commit": entry.code["commit"]}
     write_model_marker(dest, hub_id=entry.hub_id, revision=revision, created_by="hearlike.models.download",
-                       extra={"companions": companions, "registry_pinned": entry.pinned})
+                       extra=extra)
     log.info("%s: %s@%s downloaded to %s", key, entry.hub_id, revision, dest)
     return dest
 

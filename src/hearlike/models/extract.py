@@ -536,6 +536,18 @@ ADAPTERS: dict[str, type[Adapter]] = {
 }
 
 
+def adapter_class(family: str) -> type[Adapter]:
+    """The adapter of ``family``: built-in (:data:`ADAPTERS`) or ``ADAPTER`` of its family module."""
+    if family in ADAPTERS:
+        return ADAPTERS[family]
+    from hearlike.models.families import family_module
+
+    mod = family_module(family)
+    if mod is None:
+        raise ValueError(f"no extraction adapter for family {family!r}")
+    return mod.ADAPTER
+
+
 def audio_token_positions(input_ids_row: Any, audio_token_id: int) -> np.ndarray:
     """Positions (in order) of the audio placeholder tokens in one row of ``input_ids``."""
     ids = np.asarray(input_ids_row.cpu() if hasattr(input_ids_row, "cpu") else input_ids_row)
@@ -666,7 +678,7 @@ def extract_activations(*, key: str, registry: Path, model_dir: Path, audio_npz:
     dtype_name = settings["dtype"] or entry.dtype
     t0 = time.time()
     model, processor = load_model(entry, model_dir, device=dev, dtype=dtype_name)
-    adapter = ADAPTERS[entry.family](entry, model, processor, device=dev, dtype=torch_dtype(dtype_name),
+    adapter = adapter_class(entry.family)(entry, model, processor, device=dev, dtype=torch_dtype(dtype_name),
                                      settings=settings)
     clips = _load_clips(audio_npz)
     # Longest first: an OOM shows up in the first batch, and similar lengths pad little.

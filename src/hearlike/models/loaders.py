@@ -85,18 +85,55 @@ def check_remote_code_allowed(entry: ModelEntry, model_dir: Path) -> dict[str, A
         raise RemoteCodeRefusedError(
             f"{entry.key}: trust_remote_code refused: {model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}"
             f", the registry pins {entry.hub_id}@{entry.revision}")
+    _check_py_files(entry, model_dir, marker)
+    return marker
+
+
+CODE_DIR = "hearlike_code"
+
+
+def check_package_code(entry: ModelEntry, model_dir: Path) -> Path:
+    """For ``loader: package``: put the model's own code (checked out at the pinned commit) on ``sys.path``.
+
+    The checkout lives in ``<model_dir>/hearlike_code``; the marker must record the registry's repo and
+    commit, and every ``.py`` file must still have the sha256 recorded at download (same rule as remote code).
+    """
+    if not entry.code:
+        raise ValueError(f"{entry.key}: loader package needs a `code:` block (repo, commit) in the registry")
+    marker = read_model_marker(model_dir)
+    code_dir = model_dir / CODE_DIR
+    fix = f"download it with python -m hearlike.models.download {entry.key} --dest {model_dir}"
+    if marker is None or not code_dir.is_dir():
+        raise RemoteCodeRefusedError(f"{entry.key}: the model's own code is missing ({code_dir} or "
+                                     f"{model_dir / MARKER}); {fix}")
+    rec = marker.get("code") or {}
+    if rec.get("commit") != entry.code["commit"] or rec.get("repo") != entry.code["repo"]:
+        raise RemoteCodeRefusedError(
+            f"{entry.key}: {code_dir} holds {rec.get('repo')}@{rec.get('commit')}, the registry pins "
+            f"{entry.code['repo']}@{entry.code['commit']}; {fix}")
+    _check_py_files(entry, model_dir, marker)
+    for rel in entry.code.get("python_path") or ["."]:
+        path = str((code_dir / rel).resolve())
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return code_dir
+
+
+def _check_py_files(entry: ModelEntry, model_dir: Path, marker: dict[str, Any]) -> None:
+    """Every ``.py`` file under ``model_dir`` must be listed in the marker with its recorded sha256."""
     from hearlike.io import sha256_file
 
     recorded = marker.get("files", {})
     for py in sorted(model_dir.rglob("*.py")):
+        if "__pycache__" in py.parts:
+            continue
         rel = py.relative_to(model_dir).as_posix()
         if rel not in recorded:
-            raise RemoteCodeRefusedError(f"{entry.key}: trust_remote_code refused: {py} is not part of the pinned "
+            raise RemoteCodeRefusedError(f"{entry.key}: code refused: {py} is not part of the pinned "
                                          f"revision (not listed in {MARKER})")
         if sha256_file(py) != recorded[rel]:
-            raise RemoteCodeRefusedError(f"{entry.key}: trust_remote_code refused: {py} was modified after download "
+            raise RemoteCodeRefusedError(f"{entry.key}: code refused: {py} was modified after download "
                                          "(sha256 differs from the pinned revision's)")
-    return marker
 
 
 def torch_dtype(name: str) -> Any:
@@ -145,6 +182,18 @@ def load_model(entry: ModelEntry, model_dir: str | Path, *, device: str, dtype: 
             f"{entry.key}: no extraction adapter for family {entry.family!r} (loader {entry.loader}, env {entry.env});"
             f" see the entry's notes in resources/models.yaml")
     dt = torch_dtype(dtype or entry.dtype)
+    from hearlike.models.families import family_module
+
+    own = family_module(entry.family)
+    if own is not None:
+        # Families with their own loading code (remote code outside AutoModel's reach, or a GitHub package).
+        if entry.loader == "remote_code":
+            check_remote_code_allowed(entry, model_dir)
+            _set_modules_cache()
+        elif entry.loader == "package":
+            check_package_code(entry, model_dir)
+        model, processor = own.load(entry, model_dir, device=device, dtype=dt)
+        return model, processor
     # transformers 4.x (side env, envs/transformers4.yaml) calls the argument torch_dtype.
     dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
     common = {"local_files_only": True, dtype_kw: dt}

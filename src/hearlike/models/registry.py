@@ -105,6 +105,7 @@ class ModelEntry:
     requires: tuple[str, ...] = ()
     companions: tuple[dict[str, Any], ...] = ()
     builder: dict[str, Any] | None = None
+    code: dict[str, Any] | None = None
     notes: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -173,7 +174,8 @@ def load_registry(path: str | Path | None = None) -> dict[str, ModelEntry]:
             dtype=d["dtype"], env=d["env"], targets={g: targets[g] for g in GROUPS if g in targets},
             window_s=d["window_s"], resources=Resources(**d["resources"]), prompt=d.get("prompt"),
             audio_placeholder=d.get("audio_placeholder"), requires=tuple(d.get("requires", ())),
-            companions=tuple(d.get("companions", ())), builder=d.get("builder"), notes=d.get("notes", ""),
+            companions=tuple(d.get("companions", ())), builder=d.get("builder"), code=d.get("code"),
+            notes=d.get("notes", ""),
             raw=d,
         )
         _check_consistency(key, e, path)
