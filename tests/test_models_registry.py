@@ -147,3 +147,94 @@ def test_download_pinned_writes_marker(raw: dict[str, Any], tmp_path: Path, monk
     assert marker["revision"] == rev and marker["hub_id"] == "fixie-ai/ultravox-v0_5-llama-3_2-1b"
     assert "ultravox_model.py" in marker["files"]
     assert (dest / "companions" / "openai__whisper-large-v3-turbo" / "config.json").exists()
+
+
+# ------------------------------------------------------------------------------ package code (loader: package)
+def _git(*args: str, cwd: Path) -> str:
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "HOME": str(cwd), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_package_code_checkout_and_refusals(raw: dict[str, Any], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`loader: package` code is cloned at the pinned commit (a local git repo here) and checked before import."""
+    import sys
+
+    import huggingface_hub
+
+    from hearlike.models import download
+    from hearlike.models.loaders import RemoteCodeRefusedError, check_package_code
+    from hearlike.models.registry import get_entry
+    from hearlike.models.tiny import read_model_marker
+
+    src = tmp_path / "src"
+    (src / "hl_pkg_probe").mkdir(parents=True)
+    (src / "hl_pkg_probe" / "__init__.py").write_text("VALUE = 1\n")
+    _git("init", "-q", cwd=src)
+    _git("add", ".", cwd=src)
+    _git("commit", "-q", "-m", "one", cwd=src)
+    first = _git("rev-parse", "HEAD", cwd=src)
+    (src / "hl_pkg_probe" / "__init__.py").write_text("VALUE = 2\n")
+    _git("commit", "-q", "-am", "two", cwd=src)
+
+    data = copy.deepcopy(raw)
+    e = data["models"]["llama-3.1-8b-omni"]
+    e["revision"] = "1" * 40
+    e["companions"] = []
+    e["code"] = {"repo": f"file://{src}", "commit": first, "python_path": ["."]}
+    reg = _write(tmp_path, data)
+
+    def fake_snapshot(repo_id: str, revision: str, local_dir: str) -> str:
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        (Path(local_dir) / "config.json").write_text("{}")
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    dest = tmp_path / "omni"
+    download.main(["llama-3.1-8b-omni", "--dest", str(dest), "--registry", str(reg)])
+    code = dest / "hearlike_code"
+    # The pinned commit, not the branch head, and no .git directory (the marker records every file instead).
+    assert (code / "hl_pkg_probe" / "__init__.py").read_text() == "VALUE = 1\n" and not (code / ".git").exists()
+    marker = read_model_marker(dest)
+    assert marker["code"] == {"repo": f"file://{src}", "commit": first}
+    assert "hearlike_code/hl_pkg_probe/__init__.py" in marker["files"]
+
+    entry = get_entry(reg, "llama-3.1-8b-omni")
+    assert check_package_code(entry, dest) == code and str(code.resolve()) in sys.path
+
+    e["code"]["commit"] = "f" * 40
+    with pytest.raises(RemoteCodeRefusedError, match="registry pins"):
+        check_package_code(get_entry(_write(tmp_path, data), "llama-3.1-8b-omni"), dest)
+    (code / "hl_pkg_probe" / "__init__.py").write_text("VALUE = 3\n")
+    with pytest.raises(RemoteCodeRefusedError, match="modified after download"):
+        check_package_code(entry, dest)
+    (code / "hl_pkg_probe" / "extra.py").write_text("x = 1\n")
+    (code / "hl_pkg_probe" / "__init__.py").write_text("VALUE = 1\n")
+    with pytest.raises(RemoteCodeRefusedError, match="not part of the pinned"):
+        check_package_code(entry, dest)
+    import shutil
+
+    shutil.rmtree(code)
+    with pytest.raises(RemoteCodeRefusedError, match=r"own code is missing.*hearlike\.models\.download"):
+        check_package_code(entry, dest)
+    with pytest.raises(RuntimeError, match="checkout"):
+        download.checkout_code(repo=f"file://{src}", commit="e" * 40, dest=tmp_path / "bad")
+
+
+def test_package_entries_name_their_code(raw: dict[str, Any], tmp_path: Path) -> None:
+    """Every `loader: package` entry pins its code; the schema refuses one without `code:` and code elsewhere."""
+    reg = load_registry()
+    pkg = [e for e in reg.values() if e.loader == "package"]
+    assert pkg and all(re.fullmatch(r"[0-9a-f]{40}", e.code["commit"]) for e in pkg)
+    data = copy.deepcopy(raw)
+    del data["models"]["llama-3.1-8b-omni"]["code"]
+    with pytest.raises(RegistryError, match="'code' is a required property"):
+        load_registry(_write(tmp_path, data))
+    data = copy.deepcopy(raw)
+    data["models"]["wavlm-large"]["code"] = dict(raw["models"]["llama-3.1-8b-omni"]["code"])
+    with pytest.raises(RegistryError, match="wavlm-large"):
+        load_registry(_write(tmp_path, data))
