@@ -16,10 +16,7 @@ Snakemake builds the DAG, and nothing they would only read when a job runs.
   ``fetch_dataset`` leaves once a dataset is fetched and verified (the subject lists are read after it).
 * Models: ``<model_dir>/<key>/config.json`` for the 12 ``role: paper`` models of ``resources/models.yaml``
   (``model_input`` in ``workflow/rules/common.smk`` refuses a real model without one).
-* Registry: three paper models (GLM-4-Voice, LLaMA-Omni, SpeechGPT-2.0) have ``env: own_package``, for which
-  the workflow has no environment yet, so ``model_env`` stops the DAG on purpose. Unless ``--strict-registry``
-  is given, the dry run reads a copy of the registry in which those entries use ``env: main`` (the DAG is
-  the same shape whatever the environment; the JSON lists the substituted models).
+* Registry: ``resources/models.yaml`` as it is (every paper model has its extraction environment).
 
 Then it copies the workflow (Snakefile, config.yaml, workflow/, resources/, envs/, profiles/) next to the
 layout, writes ``paper_config.yaml`` (config.yaml with ``run: [ds004408, alice]``, the 12 paper models and
@@ -143,17 +140,7 @@ def make_models(model_dir: Path, models: list[str]) -> None:
         (model_dir / key / "config.json").write_text(json.dumps({"hearlike_placeholder": True, "model": key}) + "\n")
 
 
-def substitute_envs(registry: Path, out: Path, known_envs: tuple[str, ...] = ("main", "transformers4")) -> list[str]:
-    """Copy the registry to ``out`` with every environment the workflow cannot provide replaced by ``main``."""
-    data = yaml.safe_load(registry.read_text())
-    changed = [key for key, entry in data["models"].items() if entry["env"] not in known_envs]
-    for key in changed:
-        data["models"][key]["env"] = "main"
-    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return changed
-
-
-def make_layout(base: Path, *, strict_registry: bool = False) -> dict[str, Any]:
+def make_layout(base: Path) -> dict[str, Any]:
     """Write the placeholder data, models, workflow copy and ``paper_config.yaml`` under ``base``."""
     work = base / "workflow_copy"
     work.mkdir(parents=True)
@@ -182,14 +169,10 @@ def make_layout(base: Path, *, strict_registry: bool = False) -> dict[str, Any]:
                                           subjects="all")
     config["datasets"]["alice"].update(bids_root=str(data / "nm000180"), stimuli_dir=str(data / "nm000180" / "stimuli"),
                                        subjects="all")
-    substituted: list[str] = []
-    if not strict_registry:
-        substituted = substitute_envs(ROOT / config["model_registry"], work / "paper_registry.yaml")
-        config["model_registry"] = "paper_registry.yaml"
     config_path = work / "paper_config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     return {"workdir": work, "configfile": config_path, "models": models, "ds004408_subjects": len(ds_subjects),
-            "alice_candidates": len(alice_candidates), "env_substituted": substituted}
+            "alice_candidates": len(alice_candidates)}
 
 
 def parse_rule_counts(text: str) -> dict[str, int]:
@@ -229,8 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     ap.add_argument("--max-jobs", type=int, default=MAX_JOBS)
     ap.add_argument("--out", type=Path, default=OUT_DIR / "paper_scale.json")
-    ap.add_argument("--strict-registry", action="store_true",
-                    help="use resources/models.yaml as is (fails while a paper model has env: own_package)")
     args = ap.parse_args(argv)
 
     if args.keep is not None:
@@ -241,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         cleanup = tempfile.TemporaryDirectory(prefix="hearlike-paper-scale-")
         base = Path(cleanup.name)
     try:
-        layout = make_layout(base, strict_registry=args.strict_registry)
+        layout = make_layout(base)
         timings, cpu_times, counts = [], [], {}
         for _ in range(max(1, args.repeats)):
             seconds, cpu, counts = dry_run(layout["workdir"], layout["configfile"])
@@ -264,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
         "limits": {"max_seconds": args.max_seconds, "max_jobs": args.max_jobs},
         "ok": seconds < args.max_seconds and n_jobs < args.max_jobs,
         "models": layout["models"],
-        "env_substituted": layout["env_substituted"],
         "subjects": {"ds004408": layout["ds004408_subjects"], "alice_candidates": layout["alice_candidates"]},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_average": list(os.getloadavg())},

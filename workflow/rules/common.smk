@@ -334,13 +334,7 @@ def montage_of(wildcards):
     return dataset_settings(wildcards.ds)["montage"]
 
 
-ENVS = {"main": "../../envs/hearlike.yaml", "transformers4": "../../envs/transformers4.yaml"}
-
-
 def model_env(wildcards):
-    """The conda environment a model's extraction needs (registry field ``env``)."""
+    """The conda environment of a model's extraction: envs/hearlike.yaml or its side env envs/<env>.yaml."""
     env = REGISTRY[wildcards.model].env
-    if env not in ENVS:
-        raise ValueError(f"model {wildcards.model!r} needs its own package environment ({env!r}); "
-                         "see resources/models.yaml for how to install it")
-    return ENVS[env]
+    return "../../envs/hearlike.yaml" if env == "main" else f"../../envs/{env}.yaml"

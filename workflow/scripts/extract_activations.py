@@ -1,4 +1,13 @@
+import sys
 from pathlib import Path
+
+try:
+    import hearlike  # noqa: F401
+except ImportError:
+    # Side environments (envs/<env>.yaml) carry only the model's own pinned stack; hearlike's extraction
+    # modules need just numpy/pandas/pyyaml/jsonschema/safetensors/tqdm/torch/transformers, so they are
+    # imported from this checkout instead of installing hearlike with its full (conflicting) dependency set.
+    sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 
 from hearlike.logutil import step_log
 from hearlike.models.extract import extract_activations
