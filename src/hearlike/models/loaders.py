@@ -35,8 +35,12 @@ def hf_cache_dir() -> Path:
     return Path(os.environ.get("HEARLIKE_HF_CACHE", ".hf_cache")).resolve()
 
 
+_MODULES_DIR: str | None = None  # the dynamic-module root this process imports remote code from
+
+
 def _set_modules_cache() -> None:
     """Point transformers' dynamic-module cache at the project cache (even if transformers is imported)."""
+    global _MODULES_DIR
     mod_dir = hf_cache_dir() / "modules"
     mod_dir.mkdir(parents=True, exist_ok=True)
     os.environ["HF_MODULES_CACHE"] = str(mod_dir)
@@ -46,8 +50,16 @@ def _set_modules_cache() -> None:
     # The constant is read once at import time; set it on the modules that use it.
     dmu.HF_MODULES_CACHE = str(mod_dir)
     hub.HF_MODULES_CACHE = str(mod_dir)
+    if _MODULES_DIR is not None and _MODULES_DIR != str(mod_dir):
+        # Another cache root earlier in this process (tests do this): the imported `transformers_modules`
+        # package still points at the old root, so forget it and let the next import resolve the new one.
+        if _MODULES_DIR in sys.path:
+            sys.path.remove(_MODULES_DIR)
+        for name in [m for m in sys.modules if m == "transformers_modules" or m.startswith("transformers_modules.")]:
+            del sys.modules[name]
     if str(mod_dir) not in sys.path:
-        sys.path.append(str(mod_dir))
+        sys.path.insert(0, str(mod_dir))
+    _MODULES_DIR = str(mod_dir)
 
 
 def missing_model_message(entry: ModelEntry, model_dir: Path) -> str:
