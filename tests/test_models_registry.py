@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,10 @@ def test_package_code_checkout_and_refusals(raw: dict[str, Any], tmp_path: Path,
     e["revision"] = "1" * 40
     e["companions"] = []
     e["code"] = {"repo": f"file://{src}", "commit": first, "python_path": ["."]}
+    weights = tmp_path / "large-v3.pt"
+    weights.write_bytes(b"encoder weights")
+    e["files"] = [{"url": weights.as_uri(), "sha256": hashlib.sha256(b"encoder weights").hexdigest(),
+                   "path": "models/speech_encoder/large-v3.pt", "purpose": "test"}]
     reg = _write(tmp_path, data)
 
     def fake_snapshot(repo_id: str, revision: str, local_dir: str) -> str:
@@ -203,8 +208,16 @@ def test_package_code_checkout_and_refusals(raw: dict[str, Any], tmp_path: Path,
     assert marker["code"] == {"repo": f"file://{src}", "commit": first}
     assert "hearlike_code/hl_pkg_probe/__init__.py" in marker["files"]
 
+    # The single file is fetched, checked and recorded like every other model file.
+    assert (dest / "models/speech_encoder/large-v3.pt").read_bytes() == b"encoder weights"
+    assert marker["files"]["models/speech_encoder/large-v3.pt"] == e["files"][0]["sha256"]
+
     entry = get_entry(reg, "llama-3.1-8b-omni")
     assert check_package_code(entry, dest) == code and str(code.resolve()) in sys.path
+    e["revision"] = "2" * 40
+    with pytest.raises(RemoteCodeRefusedError, match="registry pins ICTNLP/Llama-3.1-8B-Omni@2222"):
+        check_package_code(get_entry(_write(tmp_path, data), "llama-3.1-8b-omni"), dest)
+    e["revision"] = "1" * 40
 
     e["code"]["commit"] = "f" * 40
     with pytest.raises(RemoteCodeRefusedError, match="registry pins"):
@@ -223,6 +236,9 @@ def test_package_code_checkout_and_refusals(raw: dict[str, Any], tmp_path: Path,
         check_package_code(entry, dest)
     with pytest.raises(RuntimeError, match="checkout"):
         download.checkout_code(repo=f"file://{src}", commit="e" * 40, dest=tmp_path / "bad")
+    with pytest.raises(ValueError, match="differs from the registry"):
+        download.fetch_file(url=weights.as_uri(), sha256="0" * 64, dest=tmp_path / "w" / "large-v3.pt")
+    assert not (tmp_path / "w" / "large-v3.pt").exists() and not list((tmp_path / "w").iterdir())
 
 
 def test_package_entries_name_their_code(raw: dict[str, Any], tmp_path: Path) -> None:

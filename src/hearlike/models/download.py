@@ -7,7 +7,8 @@ Usage::
 Writes the snapshot into ``dest`` and a ``hearlike_model.json`` marker (hub id, revision, sha256 of every
 file) that the offline loader checks before it allows ``trust_remote_code``. Companion repos (Ultravox's
 LLM/encoder, GLM-4-Voice's tokenizer, ...) go to ``dest/companions/<owner>__<name>``; a ``loader: package``
-entry's own code is cloned at its pinned ``code.commit`` into ``dest/hearlike_code``.
+entry's own code is cloned at its pinned ``code.commit`` into ``dest/hearlike_code``; single ``files`` (by URL)
+are saved under ``dest`` after their sha256 is checked.
 Not runnable on the offline development machine; written against huggingface_hub's ``snapshot_download``.
 """
 
@@ -59,6 +60,26 @@ def checkout_code(*, repo: str, commit: str, dest: Path) -> Path:
     return dest
 
 
+def fetch_file(*, url: str, sha256: str, dest: Path) -> Path:
+    """Download ``url`` to ``dest`` (atomically) and refuse it unless its sha256 is ``sha256``."""
+    import hashlib
+    import tempfile
+    import urllib.request
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url) as resp, tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+        for chunk in iter(lambda: resp.read(1 << 20), b""):
+            digest.update(chunk)
+            tmp.write(chunk)
+    if digest.hexdigest() != sha256:
+        Path(tmp.name).unlink()
+        raise ValueError(f"{url}: sha256 {digest.hexdigest()} differs from the registry's {sha256}; not saved")
+    Path(tmp.name).replace(dest)
+    return dest
+
+
 def download_model(*, key: str, registry: Path, dest: Path, allow_unpinned: bool = False,
                    include_companions: bool = True) -> Path:
     """Snapshot ``key``'s repo at its pinned revision into ``dest``; returns ``dest``.
@@ -96,6 +117,8 @@ def download_model(*, key: str, registry: Path, dest: Path, allow_unpinned: bool
             c_dir = dest / "companions" / comp["hub_id"].replace("/", "__")
             snapshot_download(repo_id=comp["hub_id"], revision=c_rev, local_dir=str(c_dir))
             companions.append({"hub_id": comp["hub_id"], "revision": c_rev, "dir": str(c_dir.relative_to(dest))})
+    for item in entry.files:
+        fetch_file(url=item["url"], sha256=item["sha256"], dest=dest / item["path"])
     extra: dict[str, Any] = {"companions": companions, "registry_pinned": entry.pinned}
     if entry.code:
         from hearlike.models.loaders import CODE_DIR

@@ -118,6 +118,10 @@ def check_package_code(entry: ModelEntry, model_dir: Path) -> Path:
     if marker is None or not code_dir.is_dir():
         raise RemoteCodeRefusedError(f"{entry.key}: the model's own code is missing ({code_dir} or "
                                      f"{model_dir / MARKER}); {fix}")
+    if entry.pinned and (marker.get("revision") != entry.revision or marker.get("hub_id") != entry.hub_id):
+        raise RemoteCodeRefusedError(
+            f"{entry.key}: {model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}, the registry pins "
+            f"{entry.hub_id}@{entry.revision}; {fix}")
     rec = marker.get("code") or {}
     if rec.get("commit") != entry.code["commit"] or rec.get("repo") != entry.code["repo"]:
         raise RemoteCodeRefusedError(

@@ -106,6 +106,7 @@ class ModelEntry:
     companions: tuple[dict[str, Any], ...] = ()
     builder: dict[str, Any] | None = None
     code: dict[str, Any] | None = None
+    files: tuple[dict[str, Any], ...] = ()
     notes: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -175,6 +176,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, ModelEntry]:
             window_s=d["window_s"], resources=Resources(**d["resources"]), prompt=d.get("prompt"),
             audio_placeholder=d.get("audio_placeholder"), requires=tuple(d.get("requires", ())),
             companions=tuple(d.get("companions", ())), builder=d.get("builder"), code=d.get("code"),
+            files=tuple(d.get("files", ())),
             notes=d.get("notes", ""),
             raw=d,
         )
