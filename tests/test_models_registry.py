@@ -215,7 +215,7 @@ def test_package_code_checkout_and_refusals(raw: dict[str, Any], tmp_path: Path,
     entry = get_entry(reg, "llama-3.1-8b-omni")
     assert check_package_code(entry, dest) == code and str(code.resolve()) in sys.path
     e["revision"] = "2" * 40
-    with pytest.raises(RemoteCodeRefusedError, match="registry pins ICTNLP/Llama-3.1-8B-Omni@2222"):
+    with pytest.raises(RemoteCodeRefusedError, match=r"registry pins ICTNLP/Llama-3\.1-8B-Omni@2222"):
         check_package_code(get_entry(_write(tmp_path, data), "llama-3.1-8b-omni"), dest)
     e["revision"] = "1" * 40
 
