@@ -215,6 +215,23 @@ class Adapter:
     def _name(self, group: str, i: int) -> str:
         return f"{group}.{i:02d}"
 
+    def llm_sources(self, hidden_states: Sequence[Any], *, last: Any = None) -> list[tuple[str, Any]]:
+        """Named LM layers ``[(llm.emb, hidden_states[0])?, (llm.00, hidden_states[1]), ...]``.
+
+        ``last`` replaces the last layer (the hooked raw block output for ``llm_last_layer: raw``, or a hooked
+        final norm where ``hidden_states[-1]`` is pre-norm). The count is checked against the registry.
+        """
+        n = self.entry.targets["llm"].n_layers
+        if len(hidden_states) != n + 1:
+            raise ValueError(f"{self.entry.key}: LM returned {len(hidden_states)} hidden states, registry says "
+                             f"{n} layers")
+        src = [(self._name("llm", i), h) for i, h in enumerate(hidden_states[1:])]
+        if last is not None:
+            src[-1] = (src[-1][0], last)
+        if self.emb:
+            src.insert(0, ("llm.emb", hidden_states[0]))
+        return src
+
     def run(self, clips: Sequence[Clip]) -> list[LayerOut]:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -357,15 +374,7 @@ class PlaceholderLLMAdapter(Adapter):
                  ) -> list[LayerOut]:
         te, tl = self.entry.targets["encoder"], self.entry.targets["llm"]
         enc_outs = [(name, _np(o)) for name, o in et.named("encoder")] if "encoder" in self.groups else []
-        hs = out.hidden_states
-        n_llm = tl.n_layers
-        if len(hs) != n_llm + 1:
-            raise ValueError(f"{self.entry.key}: LM returned {len(hs)} hidden states, registry says {n_llm} layers")
-        llm_src = [(self._name("llm", i), h) for i, h in enumerate(hs[1:])]
-        if raw_llm:
-            llm_src[-1] = (llm_src[-1][0], lt.single()[-1])
-        if self.emb:
-            llm_src.insert(0, ("llm.emb", hs[0]))
+        llm_src = self.llm_sources(out.hidden_states, last=lt.single()[-1] if raw_llm else None)
         results: list[LayerOut] = [{} for _ in clips]
         row = 0
         for ci, wins in enumerate(per_clip):
@@ -509,16 +518,7 @@ class UltravoxAdapter(PlaceholderLLMAdapter):
                     n = int(inputs["audio_token_len"][0])
                     keep, times = frame_times(n, rate_hz=tl.rate_hz, frame_length_s=tl.frame_length,
                                               offset_s=off, end_s=end)
-                    all_hs = out.hidden_states
-                    if len(all_hs) != tl.n_layers + 1:
-                        raise ValueError(f"{self.entry.key}: LM returned {len(all_hs)} hidden states, registry says "
-                                         f"{tl.n_layers} layers")
-                    hs = [(self._name("llm", i), h) for i, h in enumerate(all_hs[1:])]
-                    if raw_llm:
-                        hs[-1] = (hs[-1][0], lt.single()[-1])
-                    if self.emb:
-                        hs.insert(0, ("llm.emb", all_hs[0]))
-                    for name, h in hs:
+                    for name, h in self.llm_sources(out.hidden_states, last=lt.single()[-1] if raw_llm else None):
                         a = acc.setdefault(name, ([], []))
                         a[0].append(_np(h[0, s0 + keep]))
                         a[1].append(times)

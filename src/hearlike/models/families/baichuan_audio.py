@@ -190,19 +190,11 @@ class BaichuanAudioAdapter(Adapter):
                 res[name] = self._gather([_np(p) for p in parts], enc_n, spans, t.rate_hz, t.frame_length)
         if "llm" in self.groups:
             t = self.entry.targets["llm"]
-            hs = out.hidden_states
-            if len(hs) != t.n_layers + 1:
-                raise ValueError(f"{self.entry.key}: LM returned {len(hs)} hidden states, registry says "
-                                 f"{t.n_layers} layers")
+            src = self.llm_sources(out.hidden_states, last=lt.single()[-1] if raw_llm else None)
             pos = audio_token_positions(ret.input_ids[0], self.pad_id)
             if len(pos) != sum(tok_n) or (len(pos) and pos[-1] - pos[0] != len(pos) - 1):
                 raise RuntimeError(f"{self.entry.key}: sentence {clip.sid}: {len(pos)} audio pad tokens (contiguous: "
                                    f"{bool(len(pos)) and pos[-1] - pos[0] == len(pos) - 1}), expected {sum(tok_n)}")
-            src = [(self._name("llm", i), h) for i, h in enumerate(hs[1:])]
-            if raw_llm:
-                src[-1] = (src[-1][0], lt.single()[-1])
-            if self.emb:
-                src.insert(0, ("llm.emb", hs[0]))
             for name, h in src:
                 parts = np.split(_np(h[0, pos]), np.cumsum(tok_n)[:-1])
                 res[name] = self._gather(parts, tok_n, spans, t.rate_hz, t.frame_length)

@@ -309,14 +309,8 @@ class GLM4VoiceAdapter(Adapter):
             out = self.glm(**fwd, output_hidden_states=True, use_cache=False, return_dict=True)
         hs = out.hidden_states
         n_seq = int(enc["input_ids"].shape[1])
-        if len(hs) != tl.n_layers + 1:
-            raise ValueError(f"{self.entry.key}: LM returned {len(hs)} hidden states, registry says {tl.n_layers} "
-                             "layers")
-        named = [(self._name("llm", i), h) for i, h in enumerate(hs[1:])]
-        if last:  # post-norm: final_layernorm output; raw: last block output (hidden_states[-1] is pre-norm)
-            named[-1] = (named[-1][0], lt.single()[0])
-        if self.emb:
-            named.insert(0, ("llm.emb", hs[0]))
+        # post-norm: final_layernorm output; raw: last block output (hidden_states[-1] is pre-norm)
+        named = self.llm_sources(hs, last=lt.single()[0] if last else None)
         return {name: (_np(_tokens_first(h, n_seq)[torch.as_tensor(idx)]), tm) for name, h in named}
 
 

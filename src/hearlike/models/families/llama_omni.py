@@ -222,14 +222,7 @@ class LlamaOmniAdapter(Adapter):
             if arr.shape[1] != max(inp["n_enc"]):
                 raise RuntimeError(f"{self.entry.key}: {name} has {arr.shape[1]} frames, encode_speech expects "
                                    f"{max(inp['n_enc'])}")
-        hs = out.hidden_states
-        if len(hs) != tl.n_layers + 1:
-            raise ValueError(f"{self.entry.key}: LM returned {len(hs)} hidden states, registry says {tl.n_layers} layers")
-        llm_src = [(self._name("llm", i), h) for i, h in enumerate(hs[1:])]
-        if raw_llm:
-            llm_src[-1] = (llm_src[-1][0], lt.single()[-1])
-        if self.emb:
-            llm_src.insert(0, ("llm.emb", hs[0]))
+        llm_src = self.llm_sources(out.hidden_states, last=lt.single()[-1] if raw_llm else None)
         ignored = ((new_labels == self.constants.IGNORE_INDEX) & attn.bool()).cpu().numpy()
         results: list[LayerOut] = [{} for _ in clips]
         item = 0

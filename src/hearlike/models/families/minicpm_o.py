@@ -151,10 +151,7 @@ class MiniCPMOAdapter(Adapter):
                 arr = _np(h)
                 result[name] = (np.concatenate([arr[r, k] for r, (k, _) in enumerate(parts)]), times)
         if "llm" in self.groups:
-            hs = out.hidden_states
-            if len(hs) != tl.n_layers + 1:
-                raise ValueError(f"{self.entry.key}: LM returned {len(hs)} hidden states, registry says "
-                                 f"{tl.n_layers} layers")
+            src = self.llm_sources(out.hidden_states, last=lt.single()[-1] if raw_llm else None)
             sel, tms, start = [], [], 0
             for n, (o, e) in zip(tok_n, spans, strict=True):
                 keep, t = frame_times(n, rate_hz=tl.rate_hz, frame_length_s=tl.frame_length, offset_s=o, end_s=e)
@@ -162,11 +159,6 @@ class MiniCPMOAdapter(Adapter):
                 tms.append(t)
                 start += n
             idx, times = np.concatenate(sel), np.concatenate(tms)
-            src = [(self._name("llm", i), h) for i, h in enumerate(hs[1:])]
-            if raw_llm:
-                src[-1] = (src[-1][0], lt.single()[-1])
-            if self.emb:
-                src.insert(0, ("llm.emb", hs[0]))
             for name, h in src:
                 result[name] = (_np(h[0, idx]), times)
         return result

@@ -331,19 +331,11 @@ class SpeechGPT2Adapter(Adapter):
             flat = torch.from_numpy(np.ascontiguousarray(cols.T).reshape(1, -1)).to(dev)  # demo: input_ids.T.reshape
             with torch.inference_mode(), LayerTaps(self.layers["llm"] if raw_llm else []) as lt:
                 out = self.model(input_ids=flat, output_hidden_states=True, use_cache=False, num_logits_to_keep=1)
-            hs = out.hidden_states
-            if len(hs) != tl.n_layers + 1:
-                raise ValueError(f"{self.entry.key}: LM returned {len(hs)} hidden states, registry says "
-                                 f"{tl.n_layers} layers")
+            src = self.llm_sources(out.hidden_states, last=lt.single()[-1] if raw_llm else None)
             n_real = math.ceil(len(codes) / self.group)  # positions holding >= 1 real codec frame
             keep, times = frame_times(min(n_real, n_pos), rate_hz=tl.rate_hz, frame_length_s=tl.frame_length,
                                       offset_s=0.0, end_s=c.duration)
             idx = start + keep
-            src = [(self._name("llm", i), h) for i, h in enumerate(hs[1:])]
-            if raw_llm:
-                src[-1] = (src[-1][0], lt.single()[-1])
-            if self.emb:
-                src.insert(0, ("llm.emb", hs[0]))
             results.append({name: (_np(h[0, idx]), times) for name, h in src})
         return results
 
