@@ -93,12 +93,18 @@ def check_remote_code_allowed(entry: ModelEntry, model_dir: Path) -> dict[str, A
             f"{entry.key}: trust_remote_code refused: {model_dir / MARKER} is missing, so the directory cannot be "
             f"tied to the pinned revision; download it with python -m hearlike.models.download {entry.key} "
             f"--dest {model_dir}")
-    if marker.get("revision") != entry.revision or marker.get("hub_id") != entry.hub_id:
-        raise RemoteCodeRefusedError(
-            f"{entry.key}: trust_remote_code refused: {model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}"
-            f", the registry pins {entry.hub_id}@{entry.revision}")
+    _check_marker_pins(entry, model_dir, marker, "trust_remote_code refused: ")
     _check_py_files(entry, model_dir, marker)
     return marker
+
+
+def _check_marker_pins(entry: ModelEntry, model_dir: Path, marker: dict[str, Any], prefix: str = "",
+                       fix: str = "") -> None:
+    """The directory's marker must record the registry's hub id and revision."""
+    if marker.get("revision") != entry.revision or marker.get("hub_id") != entry.hub_id:
+        raise RemoteCodeRefusedError(
+            f"{entry.key}: {prefix}{model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}, the registry "
+            f"pins {entry.hub_id}@{entry.revision}{fix}")
 
 
 CODE_DIR = "hearlike_code"
@@ -118,20 +124,20 @@ def check_package_code(entry: ModelEntry, model_dir: Path) -> Path:
     if marker is None or not code_dir.is_dir():
         raise RemoteCodeRefusedError(f"{entry.key}: the model's own code is missing ({code_dir} or "
                                      f"{model_dir / MARKER}); {fix}")
-    if entry.pinned and (marker.get("revision") != entry.revision or marker.get("hub_id") != entry.hub_id):
-        raise RemoteCodeRefusedError(
-            f"{entry.key}: {model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}, the registry pins "
-            f"{entry.hub_id}@{entry.revision}; {fix}")
+    if entry.pinned:
+        _check_marker_pins(entry, model_dir, marker, fix=f"; {fix}")
     rec = marker.get("code") or {}
     if rec.get("commit") != entry.code["commit"] or rec.get("repo") != entry.code["repo"]:
         raise RemoteCodeRefusedError(
             f"{entry.key}: {code_dir} holds {rec.get('repo')}@{rec.get('commit')}, the registry pins "
             f"{entry.code['repo']}@{entry.code['commit']}; {fix}")
     _check_py_files(entry, model_dir, marker)
-    for rel in entry.code.get("python_path") or ["."]:
+    for rel in reversed(entry.code.get("python_path") or ["."]):
+        # The pinned checkout must win over any same-named package found earlier on sys.path.
         path = str((code_dir / rel).resolve())
-        if path not in sys.path:
-            sys.path.insert(0, path)
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
     return code_dir
 
 
@@ -150,6 +156,13 @@ def _check_py_files(entry: ModelEntry, model_dir: Path, marker: dict[str, Any]) 
         if sha256_file(py) != recorded[rel]:
             raise RemoteCodeRefusedError(f"{entry.key}: code refused: {py} was modified after download "
                                          "(sha256 differs from the pinned revision's)")
+
+
+def dtype_kwarg() -> str:
+    """Name of ``from_pretrained``'s dtype argument: ``dtype`` in transformers 5, ``torch_dtype`` in the 4.x side envs."""
+    import transformers as tf
+
+    return "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
 
 
 def torch_dtype(name: str) -> Any:
@@ -210,9 +223,7 @@ def load_model(entry: ModelEntry, model_dir: str | Path, *, device: str, dtype: 
             check_package_code(entry, model_dir)
         model, processor = own.load(entry, model_dir, device=device, dtype=dt)
         return model, processor
-    # transformers 4.x (side env, envs/transformers4.yaml) calls the argument torch_dtype.
-    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
-    common = {"local_files_only": True, dtype_kw: dt}
+    common = {"local_files_only": True, dtype_kwarg(): dt}
     if entry.loader == "remote_code":
         check_remote_code_allowed(entry, model_dir)
         _set_modules_cache()

@@ -77,7 +77,9 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
     """Model (``AutoModelForCausalLM``, remote code) and its bound ``OmniMMProcessor``, as the web demos load them."""
     import transformers as tf
 
-    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    from hearlike.models.loaders import dtype_kwarg
+
+    dtype_kw = dtype_kwarg()
     tok = tf.AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True, local_files_only=True)
     model = tf.AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=True, local_files_only=True,
                                                     **{dtype_kw: dtype})

@@ -145,6 +145,7 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
         ModelNotAvailableError,
         _set_modules_cache,
         check_remote_code_allowed,
+        dtype_kwarg,
     )
 
     model_dir = Path(model_dir)
@@ -155,15 +156,9 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
         raise ModelNotAvailableError(
             f"{entry.key}: speech tokenizer {TOKENIZER_HUB_ID} not found at {tok_dir}; download the model with "
             f"python -m hearlike.models.download {entry.key} --dest {model_dir} (companions included)")
-    code_dir = model_dir / CODE_DIR
-    for rel in reversed((entry.code or {}).get("python_path") or ["."]):
-        # The pinned checkout must win over any same-named package found earlier on sys.path.
-        path = str((code_dir / rel).resolve())
-        if path in sys.path:
-            sys.path.remove(path)
-        sys.path.insert(0, path)
+    code_dir = model_dir / CODE_DIR  # on sys.path first (check_package_code)
     whisper = _import_checked(code_dir, "speech_tokenizer.modeling_whisper")
-    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    dtype_kw = dtype_kwarg()
     speech = whisper.WhisperVQEncoder.from_pretrained(tok_dir, local_files_only=True, **{dtype_kw: torch.float32})
     fe = tf.WhisperFeatureExtractor.from_pretrained(tok_dir, local_files_only=True)
     glm = tf.AutoModel.from_pretrained(model_dir, trust_remote_code=True, local_files_only=True, **{dtype_kw: dtype})

@@ -106,7 +106,9 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
 
     model_dir = Path(model_dir)
     marker = read_model_marker(model_dir) or {}
-    if not entry.pinned or marker.get("revision") != entry.revision or marker.get("hub_id") != entry.hub_id:
+    # check_package_code has already matched a pinned revision against the marker; the weights of an
+    # unpinned entry are refused here as well.
+    if not entry.pinned:
         raise _refused(f"{entry.key}: refused: {model_dir} holds {marker.get('hub_id')}@{marker.get('revision')}, "
                        f"the registry pins {entry.hub_id}@{entry.revision} (pin a 40-hex revision)")
     if entry.model_class not in MODEL_CLASSES:
@@ -117,7 +119,9 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
     config = cls.config_class.from_pretrained(model_dir, local_files_only=True)
     config.speech_encoder = str(speech_encoder_file(entry, model_dir, config.speech_encoder, marker))
     tokenizer = tf.AutoTokenizer.from_pretrained(model_dir, use_fast=False, local_files_only=True)
-    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    from hearlike.models.loaders import dtype_kwarg
+
+    dtype_kw = dtype_kwarg()
     model = cls.from_pretrained(model_dir, config=config, low_cpu_mem_usage=False, local_files_only=True,
                                 **{dtype_kw: dtype})
     model.to(device)

@@ -62,7 +62,9 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
     """``AutoModel`` with the audio part only (vision and TTS are not needed and need extra packages)."""
     import transformers as tf
 
-    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    from hearlike.models.loaders import dtype_kwarg
+
+    dtype_kw = dtype_kwarg()
     model = tf.AutoModel.from_pretrained(model_dir, trust_remote_code=True, local_files_only=True,
                                          attn_implementation="sdpa", init_vision=False, init_audio=True,
                                          init_tts=False, **{dtype_kw: dtype})

@@ -210,7 +210,9 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
     sosp, eosp = special_id(tok, "<|sosp|>"), special_id(tok, "<|eosp|>")
     args = mimo.MIMOModelArguments()  # the demo parses no model flags: all defaults
     args.model_name_or_path = str(model_dir)
-    dtype_kw = "dtype" if int(tf.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    from hearlike.models.loaders import dtype_kwarg
+
+    dtype_kw = dtype_kwarg()
     model = mimo.MIMOLlamaForCausalLM.from_pretrained(
         model_dir, padding_idx=tok.pad_token_id, sosp_idx=sosp, eosp_idx=eosp,
         args=args, local_files_only=True, **{dtype_kw: dtype})
