@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from hearlike.models.loaders import CODE_DIR, companion_dir
 from hearlike.models.registry import get_entry
 from hearlike.models.tiny import write_model_marker
 
@@ -114,15 +115,13 @@ def download_model(*, key: str, registry: Path, dest: Path, allow_unpinned: bool
                     raise UnpinnedRevisionError(f"{key}: companion {comp['hub_id']} has no pinned revision")
                 c_rev = _resolve_head(comp["hub_id"])
                 log.warning("%s: companion %s unpinned; downloading head %s", key, comp["hub_id"], c_rev)
-            c_dir = dest / "companions" / comp["hub_id"].replace("/", "__")
+            c_dir = companion_dir(dest, comp["hub_id"])
             snapshot_download(repo_id=comp["hub_id"], revision=c_rev, local_dir=str(c_dir))
             companions.append({"hub_id": comp["hub_id"], "revision": c_rev, "dir": str(c_dir.relative_to(dest))})
     for item in entry.files:
         fetch_file(url=item["url"], sha256=item["sha256"], dest=dest / item["path"])
     extra: dict[str, Any] = {"companions": companions, "registry_pinned": entry.pinned}
     if entry.code:
-        from hearlike.models.loaders import CODE_DIR
-
         checkout_code(repo=entry.code["repo"], commit=entry.code["commit"], dest=dest / CODE_DIR)
         extra["code"] = {"repo": entry.code["repo"], "commit": entry.code["commit"]}
     write_model_marker(dest, hub_id=entry.hub_id, revision=revision, created_by="hearlike.models.download",

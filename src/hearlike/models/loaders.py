@@ -141,6 +141,36 @@ def check_package_code(entry: ModelEntry, model_dir: Path) -> Path:
     return code_dir
 
 
+def import_from_checkout(code_dir: Path, name: str) -> Any:
+    """Import ``name`` from the pinned checkout ``code_dir`` (put on ``sys.path`` by :func:`check_package_code`).
+
+    Model repos use generic package names (``models``, ``utils``, ``speech_tokenizer``): a same-named package
+    imported earlier from elsewhere is dropped first, and the result must come from ``code_dir``.
+    """
+    import importlib
+    import logging
+
+    root = name.split(".")[0]
+    code_dir = Path(code_dir).resolve()
+    cached = sys.modules.get(root)
+    if cached is not None and code_dir not in Path(getattr(cached, "__file__", "/") or "/").resolve().parents:
+        logging.getLogger(__name__).warning("dropping cached module %s (%s): not from %s", root,
+                                            getattr(cached, "__file__", None), code_dir)
+        for key in [k for k in sys.modules if k == root or k.startswith(root + ".")]:
+            del sys.modules[key]
+    mod = importlib.import_module(name)
+    where = Path(getattr(mod, "__file__", "") or "").resolve()
+    if code_dir not in where.parents:
+        raise ImportError(f"{name} was imported from {where}, not from the pinned checkout {code_dir}; another "
+                          "package on sys.path shadows it")
+    return mod
+
+
+def companion_dir(model_dir: Path, hub_id: str) -> Path:
+    """Where :func:`hearlike.models.download.download_model` puts a companion repo of ``model_dir``."""
+    return Path(model_dir) / "companions" / hub_id.replace("/", "__")
+
+
 def _check_py_files(entry: ModelEntry, model_dir: Path, marker: dict[str, Any]) -> None:
     """Every ``.py`` file under ``model_dir`` must be listed in the marker with its recorded sha256."""
     from hearlike.io import sha256_file

@@ -60,16 +60,14 @@ Written against (read offline):
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from hearlike.models import loaders
 from hearlike.models.extract import (
     SR,
     Adapter,
@@ -81,8 +79,6 @@ from hearlike.models.extract import (
     split_windows,
 )
 from hearlike.models.registry import ModelEntry
-
-log = logging.getLogger("hearlike.models.families.glm4_voice")
 
 CHUNK_S = 30.0  # extract_speech_token cuts 30 s segments (hard-coded there, not read from the feature extractor)
 TOKENIZER_HUB_ID = "THUDM/glm-4-voice-tokenizer"
@@ -111,24 +107,7 @@ def companion_dir(entry: ModelEntry, model_dir: Path) -> Path:
     """``<model_dir>/companions/THUDM__glm-4-voice-tokenizer`` (where ``hearlike.models.download`` puts it)."""
     hub = next((c["hub_id"] for c in entry.companions if c["hub_id"].endswith("glm-4-voice-tokenizer")),
                TOKENIZER_HUB_ID)
-    return Path(model_dir) / "companions" / hub.replace("/", "__")
-
-
-def _import_checked(code_dir: Path, name: str) -> ModuleType:
-    """Import ``name`` from the pinned checkout; a same-named package cached from elsewhere is dropped first."""
-    import importlib
-
-    root = name.split(".")[0]
-    cached = sys.modules.get(root)
-    code_dir = code_dir.resolve()
-    if cached is not None and code_dir not in Path(getattr(cached, "__file__", "/") or "/").resolve().parents:
-        log.warning("dropping cached module %s (%s): not from %s", root, getattr(cached, "__file__", None), code_dir)
-        for key in [k for k in sys.modules if k == root or k.startswith(root + ".")]:
-            del sys.modules[key]
-    mod = importlib.import_module(name)
-    if code_dir not in Path(mod.__file__).resolve().parents:
-        raise ImportError(f"{name} resolved to {mod.__file__}, not to the pinned checkout {code_dir}")
-    return mod
+    return loaders.companion_dir(Path(model_dir), hub)
 
 
 def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tuple[Any, GLM4VoiceProcessor]:
@@ -146,6 +125,7 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
         _set_modules_cache,
         check_remote_code_allowed,
         dtype_kwarg,
+        import_from_checkout,
     )
 
     model_dir = Path(model_dir)
@@ -157,7 +137,7 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
             f"{entry.key}: speech tokenizer {TOKENIZER_HUB_ID} not found at {tok_dir}; download the model with "
             f"python -m hearlike.models.download {entry.key} --dest {model_dir} (companions included)")
     code_dir = model_dir / CODE_DIR  # on sys.path first (check_package_code)
-    whisper = _import_checked(code_dir, "speech_tokenizer.modeling_whisper")
+    whisper = import_from_checkout(code_dir, "speech_tokenizer.modeling_whisper")
     dtype_kw = dtype_kwarg()
     speech = whisper.WhisperVQEncoder.from_pretrained(tok_dir, local_files_only=True, **{dtype_kw: torch.float32})
     fe = tf.WhisperFeatureExtractor.from_pretrained(tok_dir, local_files_only=True)

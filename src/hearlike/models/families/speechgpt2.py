@@ -45,9 +45,7 @@ resample`` when importable, else :func:`sinc_resample` (same default kernel, our
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
 import math
 import re
 from collections.abc import Sequence
@@ -58,10 +56,8 @@ from typing import Any
 import numpy as np
 
 from hearlike.models.extract import SR, Adapter, Clip, LayerOut, LayerTaps, _np, frame_times
-from hearlike.models.loaders import CODE_DIR
+from hearlike.models.loaders import CODE_DIR, companion_dir, import_from_checkout
 from hearlike.models.registry import ModelEntry
-
-log = logging.getLogger("hearlike.models.families.speechgpt2")
 
 CODEC_CONFIG = "Codec/config/sg2_codec_config.yaml"   # demo_gradio.parse_args default
 CODEC_CKPT = "sg2_codec_ckpt.pkl"                      # README: --codec_ckpt_path .../sg2_codec_ckpt.pkl
@@ -175,21 +171,11 @@ def special_id(tokenizer: Any, token: str) -> int:
 
 
 # ------------------------------------------------------------------------------------- loading
-def _import_from(code_dir: Path, name: str) -> Any:
-    """Import ``name`` and make sure it comes from ``code_dir`` (generic names must not be shadowed)."""
-    mod = importlib.import_module(name)
-    where = Path(getattr(mod, "__file__", "") or "").resolve()
-    if not where.is_relative_to(code_dir.resolve()):
-        raise ImportError(f"{name} was imported from {where}, not from the pinned checkout {code_dir}; another "
-                          "package on sys.path (or an earlier import) shadows it")
-    return mod
-
-
 def _codec_dir(entry: ModelEntry, model_dir: Path) -> Path:
     comps = [c for c in entry.companions if c.get("purpose") == "codec"]
     if len(comps) != 1:
         raise ValueError(f"{entry.key}: needs exactly one companion with purpose: codec")
-    return model_dir / "companions" / comps[0]["hub_id"].replace("/", "__")
+    return companion_dir(model_dir, comps[0]["hub_id"])
 
 
 def _read_greeting(code_dir: Path) -> tuple[list[int], list[int]]:
@@ -204,8 +190,8 @@ def load(entry: ModelEntry, model_dir: Path, *, device: str, dtype: Any) -> tupl
 
     model_dir = Path(model_dir)
     code_dir = model_dir / CODE_DIR
-    mimo = _import_from(code_dir, "mimo_qwen2_grouped")
-    codec_mod = _import_from(code_dir, "Codec.models.codec")
+    mimo = import_from_checkout(code_dir, "mimo_qwen2_grouped")
+    codec_mod = import_from_checkout(code_dir, "Codec.models.codec")
     tok = tf.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     sosp, eosp = special_id(tok, "<|sosp|>"), special_id(tok, "<|eosp|>")
     args = mimo.MIMOModelArguments()  # the demo parses no model flags: all defaults
