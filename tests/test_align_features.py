@@ -62,10 +62,16 @@ def test_pca_zscore_matches_sklearn_up_to_sign():
     np.testing.assert_allclose(ours.std(axis=0, ddof=1), 1.0)
 
 
-def test_pca_zscore_caps_components_and_flags_degenerate():
-    x = np.random.default_rng(2).standard_normal((4, 50))
-    assert pca_zscore(x, 20).shape == (4, 3)
-    assert np.isnan(pca_zscore(np.ones((1, 5)), 20)).all()
+def test_pca_zscore_has_a_fixed_width_and_refuses_short_sentences():
+    """Every sentence gets the same k (no 11-wide sentence beside 20-wide ones); too few frames is an error
+    (the feature stage excludes such sentences first), and a zero-variance component is NaN, not 0."""
+    rng = np.random.default_rng(2)
+    assert pca_zscore(rng.standard_normal((21, 50)), 20).shape == (21, 20)
+    assert pca_zscore(rng.standard_normal((300, 50)), 20).shape == (300, 20)
+    with pytest.raises(ValueError, match="at least 21 frames, got 12"):
+        pca_zscore(rng.standard_normal((12, 50)), 20)
+    low_rank = np.outer(rng.standard_normal(30), rng.standard_normal(50))
+    assert np.isnan(pca_zscore(low_rank, 5)[:, 1:]).all()
 
 
 @pytest.mark.parametrize("seed", [0, 1])

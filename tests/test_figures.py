@@ -391,6 +391,19 @@ def test_best_layer_bars(tmp_path: Path, model_ranking: pd.DataFrame) -> None:
     assert F.plot_best_layer_bars(model_ranking=model_ranking, out=tmp_path / "f3.png").stat().st_size > 5_000
 
 
+def test_best_layer_bars_above_null_basis(model_ranking: pd.DataFrame) -> None:
+    """The workflow draws F3 on the above-null basis: bar = score − own null, sorted by it."""
+    table = model_ranking.assign(above_null=model_ranking["score"] - 0.1 * model_ranking["rank"].fillna(0))
+    table = pd.concat([table, pd.DataFrame([{"reason": "a reason-only row"}])], ignore_index=True)
+    fig = F.best_layer_bars_figure(model_ranking=table, score_col="above_null")
+    axes = visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == list(METRICS)
+    ax = axes[0]
+    rows = table[table["metric"] == next(iter(METRICS))].set_index("model")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-1] == rows["above_null"].idxmax() and ax.get_xlabel() == "best-layer score − own null"
+
+
 # ------------------------------------------------------------------------------------------------ F5
 
 

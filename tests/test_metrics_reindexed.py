@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from hearlike import analysis, nulls
-from hearlike.io import save_npz_dict, sentence_key
+from hearlike import nulls
 from hearlike.metrics import METRIC_NAMES, compute_battery, compute_battery_reindexed, reindexed
-from hearlike.seeding import derive_seed
 
 TOL = 1e-9
 
@@ -170,7 +166,7 @@ def test_gcmi_near_collinear_draws_take_the_reference_route() -> None:
     Y = rng.standard_normal((2, n_frames, 3))
     idx = index_sets(rng, n_frames, 3)["perms"]
     X = np.concatenate(
-        [Y[0, idx[1]] + 1e-3 * rng.standard_normal((n_frames, 3)), rng.standard_normal((n_frames, 2))], 1
+        [Y[0, idx[1]] + 6e-3 * rng.standard_normal((n_frames, 3)), rng.standard_normal((n_frames, 2))], 1
     )
     ref = reference(X, Y, idx, ["gcmi"])
     assert ref["gcmi"][0, 1] > 5 * np.median(ref["gcmi"])  # the planted draw carries most information
@@ -249,48 +245,3 @@ def test_sentence_null_tables_equal_with_and_without_indexed_score(metric: str) 
         b = fn(eeg=x, model=y, indexed_score=indexed_score, rng=np.random.default_rng(3), **extra)
         np.testing.assert_allclose(b.null, a.null, rtol=0, atol=TOL)
         assert b.observed == pytest.approx(a.observed, abs=TOL) and b.p_value == a.p_value
-
-
-def test_subject_metric_table_is_unchanged_by_the_fast_path(tmp_path: Path) -> None:
-    """subject_metric == the per-layer sentence_null_table(batch_score=...) loop it used before."""
-    rng = np.random.default_rng(33)
-    layers = ["encoder.00", "encoder.01", "llm.00", "llm.01", "llm.02"]
-    rates = {"encoder": 25.0, "llm": 12.5}
-    sids = [3, 5, 8, 11]
-    aligned: dict[str, np.ndarray] = {}
-    feats: dict[str, np.ndarray] = {}
-    for sid in sids:
-        for tb, rate in rates.items():
-            t = int(rng.integers(40, 70)) if tb == "encoder" else int(rng.integers(22, 35))
-            start = np.arange(t) / rate
-            feats[f"{tb}/{sentence_key(sid)}.times"] = np.stack([start, start + 1 / rate], axis=1)
-            aligned[f"{tb}/{sentence_key(sid)}"] = rng.standard_normal((t, 6)).astype(np.float32)
-            for layer in layers:
-                if layer.startswith(tb):
-                    feats[f"{layer}/{sentence_key(sid)}"] = rng.standard_normal((t, 4)).astype(np.float16)
-    path = tmp_path / "sub-01.npz"
-    save_npz_dict(
-        path, aligned, meta={"subject": "01", "sentence_ids": sids, "ch_names": [f"E{i}" for i in range(6)]}
-    )
-    cfg = {"min_shift_s": 0.4, "circular_shift": 12, "sentence_mismatch": 2, "frame_permutation": 10}
-    for metric in ("rsa_spearman", "dcor"):
-        table, _ = analysis.subject_metric(metric=metric, model="m", aligned=path, feats=feats, layers=layers,
-                                           settings={}, nulls=cfg, per_electrode=False, seed=9)  # fmt: skip
-        batch_score = _battery_scores(metric)[0]
-        old = []
-        for layer in layers:
-            tb = layer.split(".")[0]
-            pairs = {sid: analysis.sentence_pair(aligned, feats, tb, [layer], sid) for sid in sids}
-            part = nulls.sentence_null_table(
-                eeg={s: x for s, (x, _, _) in pairs.items()}, model={s: y[0] for s, (_, y, _) in pairs.items()},
-                frame_rate_hz=rates[tb], seed=derive_seed(9, "metric", "m", metric, "01", layer),
-                batch_score=batch_score, min_shift_s=0.4, n_shifts=12, n_mismatch=2,
-                n_perm_codefaithful=10 if metric == "rsa_spearman" else 0,
-            )  # fmt: skip
-            part.insert(0, "layer", layer)
-            old.append(part)
-        ref = pd.concat(old, ignore_index=True).sort_values(["layer", "sentence_id"], kind="stable")
-        got = table[ref.columns].reset_index(drop=True)
-        assert np.isfinite(got["p_shift"]).all()
-        _assert_tables_equal(got, ref.reset_index(drop=True))
-        assert metric != "rsa_spearman" or np.isfinite(got["p_frameperm_codefaithful"]).all()

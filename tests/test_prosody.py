@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from hearlike import prosody
+from hearlike import prosody, prosody_step
+from hearlike.io import read_tsv, write_tsv
 
 SR = 16_000
 
@@ -189,3 +193,91 @@ def test_bad_pitch_limits_are_rejected() -> None:
     with pytest.raises(ValueError, match="f0_floor"):
         prosody.sentence_prosody(audio={1: harmonic(150.0, 0.5)}, sr=SR, f0_floor=300, f0_ceiling=200,
                                  egemaps=False)
+
+
+# ------------------------------------------------------------------- negative vs other: the workflow step
+
+
+def _group_inputs(tmp_path: Path, groups: list[str], n_subjects: int) -> dict[str, Any]:
+    """Metric values of 2 metrics for the labelled sentences; negative sentences score 0.1 lower."""
+    gen = np.random.default_rng(5)
+    rows = [
+        {"subject": f"{s:02d}", "sentence_id": sid, "model": "m", "layer": "llm.00", "metric": metric,
+         "value": 0.3 - 0.1 * (group == "negative") + 0.05 * gen.standard_normal(), "lag_ms": 0.0}
+        for s in range(n_subjects) for sid, group in enumerate(groups, start=1)
+        for metric in ("rsa_spearman", "cka_linear")
+    ]  # fmt: skip
+    write_tsv(pd.DataFrame(rows), tmp_path / "values.tsv")
+    write_tsv(pd.DataFrame({"sentence_id": range(1, len(groups) + 1), "group": groups}), tmp_path / "tnc.tsv")
+    write_tsv(pd.DataFrame({"sentence_id": range(1, len(groups) + 1),
+                            "duration_s": gen.uniform(1.5, 3.0, len(groups))}), tmp_path / "sentences.tsv")
+    return dict(values=[tmp_path / "values.tsv"], labels=tmp_path / "tnc.tsv", sentences=tmp_path / "sentences.tsv",
+                families={"rsa_spearman": "geometric", "cka_linear": "geometric"},
+                statistics={"n_signflip": 1000}, seed=0, out_groups=tmp_path / "prosody_groups.tsv",
+                out_dissociation=tmp_path / "affective_dissociation.tsv",
+                out_subjects=tmp_path / "prosody_subject_values.tsv")
+
+
+def _header(path: Path) -> list[str]:
+    return path.read_text().splitlines()[0].split("\t")
+
+
+def test_prosody_groups_with_one_negative_sentence_writes_reason_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The realistic failure: TNC called 1 sentence negative. Full headers, NaN numbers, a reason, a WARNING."""
+    args = _group_inputs(tmp_path, ["negative", "control", "control", "control", "excluded"], n_subjects=4)
+    with caplog.at_level(logging.WARNING, logger="hearlike.prosody_step"):
+        diss = prosody_step.prosody_groups(**args)
+    assert _header(args["out_dissociation"]) == prosody_step.DISSOCIATION_COLUMNS
+    written = read_tsv(args["out_dissociation"])
+    assert len(written) == 2 and set(written["metric"]) == {"rsa_spearman", "cka_linear"}
+    for col in ("diff", "effect_size", "p_signflip", "q_fdr"):
+        assert written[col].isna().all(), col
+    assert (written["n_negative"] == 1).all() and (written["n_other"] == 3).all()
+    assert written["reason"].str.startswith("1 negative and 3 other sentence(s)").all()
+    pd.testing.assert_series_equal(diss["reason"], written["reason"])
+    assert _header(args["out_groups"]) == prosody_step.GROUP_COLUMNS
+    groups = read_tsv(args["out_groups"]).set_index(["metric", "group"])
+    assert np.isnan(groups.loc[("rsa_spearman", "negative"), "mean"])
+    assert groups.loc[("rsa_spearman", "negative"), "n"] == 1
+    assert "fewer than 2" in groups.loc[("rsa_spearman", "negative"), "reason"]
+    assert np.isfinite(groups.loc[("rsa_spearman", "other"), "mean"])
+    assert pd.isna(groups.loc[("rsa_spearman", "other"), "reason"])
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("affective dissociation: 2 of 2 rows undefined") for m in messages)
+    assert any(m.startswith("prosody groups: 2 of 4 rows undefined") for m in messages)
+
+
+def test_prosody_groups_with_one_subject_or_no_labelled_sentence(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = _group_inputs(tmp_path, ["negative"] * 3 + ["control"] * 3, n_subjects=1)
+    with caplog.at_level(logging.WARNING, logger="hearlike.prosody_step"):
+        prosody_step.prosody_groups(**args)
+    diss = read_tsv(args["out_dissociation"])
+    assert diss["p_signflip"].isna().all() and diss["diff"].isna().all() and (diss["n_subjects"] == 1).all()
+    assert diss["reason"].str.contains("1 subject").all() and "affective dissociation" in caplog.text
+    caplog.clear()
+    args = _group_inputs(tmp_path, ["excluded"] * 4, n_subjects=3)
+    with caplog.at_level(logging.WARNING, logger="hearlike.prosody_step"):
+        prosody_step.prosody_groups(**args)
+    subjects = read_tsv(args["out_subjects"])
+    assert list(subjects.columns) == prosody_step.SUBJECT_COLUMNS and len(subjects) == 1
+    assert subjects["reason"].notna().all() and subjects["value"].isna().all()
+    groups = read_tsv(args["out_groups"])
+    assert len(groups) == 4 and (groups["n"] == 0).all() and groups["mean"].isna().all()
+    assert read_tsv(args["out_dissociation"])["reason"].str.startswith("0 negative and 0 other").all()
+    assert "no subject has a value" in caplog.text
+
+
+def test_prosody_groups_normal_case_has_no_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    args = _group_inputs(tmp_path, ["negative"] * 3 + ["control"] * 4 + ["excluded"], n_subjects=5)
+    with caplog.at_level(logging.WARNING, logger="hearlike.prosody_step"):
+        diss = prosody_step.prosody_groups(**args)
+    assert diss["reason"].isna().all() and not caplog.records
+    assert (diss["diff"] < 0).all() and (diss["n_subjects"] == 5).all()
+    assert (diss["n_negative"] == 3).all() and (diss["n_other"] == 4).all()
+    assert diss["q_fdr"].notna().all()
+    groups = read_tsv(args["out_groups"])
+    assert groups["reason"].isna().all() and list(groups.columns) == prosody_step.GROUP_COLUMNS

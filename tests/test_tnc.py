@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from hearlike import tnc
+from hearlike import prosody_step, tnc
+from hearlike.io import read_tsv, save_npz_dict, write_tsv
 
 # ----------------------------------------------------------------------------------------- brute-force refs
 
@@ -365,3 +369,61 @@ def test_descriptors_follow_the_requested_sentence_order() -> None:
     assert A.shape == (4, 2)  # the constant rate column is dropped
     np.testing.assert_allclose(A[:, 0], (np.array([2.0, 1.0, 4.0, 3.0]) - 2.5) / np.std([1, 2, 3, 4], ddof=1))
     assert A[0, 1] == 0.0  # missing intensity of sentence 5 → dataset mean
+
+
+# ------------------------------------------------------------------------------------------- the workflow step
+
+
+def _prosody_table(n: int, negatives: int, gen: np.random.Generator) -> pd.DataFrame:
+    table = pd.DataFrame(gen.normal(size=(n, 4)), columns=["f0_mean_st", "intensity_mean_db", "speaking_rate",
+                                                           "pitch_range_st"])
+    table.insert(0, "sentence_id", np.arange(1, n + 1))
+    table["provisional_label"] = ["negative"] * negatives + ["other"] * (n - negatives)
+    return table
+
+
+def test_tnc_step_with_too_few_sentences_writes_reason_tables(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """3 sentences cannot have 5 neighbours: full tables, every sentence excluded, a reason, a WARNING."""
+    write_tsv(_prosody_table(3, 1, np.random.default_rng(0)), tmp_path / "prosody.tsv")
+    with caplog.at_level(logging.WARNING, logger="hearlike.prosody_step"):
+        prosody_step.tnc_step(prosody=tmp_path / "prosody.tsv", segments=[], profile=tmp_path / "absent.tsv",
+                              activations=[], tnc={"k": 5, "tau": 0.5, "n_permutations": 10, "model_layer": "best"},
+                              seed=0, out_labels=tmp_path / "tnc.tsv", out_null=tmp_path / "tnc_null.tsv")
+    labels, null = read_tsv(tmp_path / "tnc.tsv"), read_tsv(tmp_path / "tnc_null.tsv")
+    assert list(labels.columns) == ["sentence_id", "model", "layer", *tnc.LABEL_COLUMNS[1:], "reason"]
+    assert len(labels) == 3 and (labels["group"] == "excluded").all() and labels["tnc_label"].isna().all()
+    assert list(labels["provisional_label"]) == ["negative", "other", "other"]
+    assert labels["reason"].eq("3 sentence(s): k = 5 nearest neighbours need at least 6").all()
+    assert list(null.columns) == [*tnc.AGREEMENT_NULL_COLUMNS, "reason"] and len(null) == 5
+    assert null["observed"].isna().all() and null["reason"].notna().all()
+    assert any(r.levelno == logging.WARNING and "TNC not computed" in r.getMessage() for r in caplog.records)
+    assert tnc.too_few_items("auto", 1) is not None and tnc.too_few_items("auto", 2) is None
+
+
+def test_tnc_step_warns_when_it_calls_fewer_than_two_sentences_negative(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hearlike.models.cache import write_layer
+
+    gen = np.random.default_rng(1)
+    n = 12
+    write_tsv(_prosody_table(n, 1, gen), tmp_path / "prosody.tsv")
+    save_npz_dict(tmp_path / "sub-01.npz", {f"s{sid:04d}": gen.normal(size=(4, 200)) for sid in range(1, n + 1)},
+                  meta={"subject": "01", "sfreq": 100.0})
+    write_layer(tmp_path / "act" / "m" / "llm.00.safetensors",
+                {sid: (gen.normal(size=(5, 8)), np.column_stack([np.arange(5) * 0.02, np.arange(1, 6) * 0.02]))
+                 for sid in range(1, n + 1)}, store_dtype="float32")
+    write_tsv(pd.DataFrame({"model": ["m"]}), tmp_path / "profile.tsv")
+    with caplog.at_level(logging.WARNING, logger="hearlike.prosody_step"):
+        labels = prosody_step.tnc_step(
+            prosody=tmp_path / "prosody.tsv", segments=[tmp_path / "sub-01.npz"], profile=tmp_path / "profile.tsv",
+            activations=[tmp_path / "act" / "m"], tnc={"k": 3, "tau": 0.5, "n_permutations": 5,
+                                                       "model_layer": "m:llm.00"},
+            seed=0, out_labels=tmp_path / "tnc.tsv", out_null=tmp_path / "tnc_null.tsv")
+    # a lone provisional negative has no negative neighbours: TNC_label 0, so it is excluded
+    assert (labels["group"] == "negative").sum() == 0 and labels["reason"].isna().all()
+    written = read_tsv(tmp_path / "tnc.tsv")
+    assert list(written.columns) == ["sentence_id", "model", "layer", *tnc.LABEL_COLUMNS[1:], "reason"]
+    assert list(read_tsv(tmp_path / "tnc_null.tsv").columns) == [*tnc.AGREEMENT_NULL_COLUMNS, "reason"]
+    assert any(r.levelno == logging.WARNING and "0 negative" in r.getMessage() for r in caplog.records)

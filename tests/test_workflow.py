@@ -26,7 +26,7 @@ def test_all_outputs_exist(study):
                  "metric_agreement", "affective_dissociation"):
         assert (res / "tables" / f"{name}.tsv").stat().st_size > 0
     pngs = sorted(p.name for p in (res / "figures").glob("*.png"))
-    assert len(pngs) == 9 and all((res / "figures" / p).stat().st_size > 10_000 for p in pngs)
+    assert len(pngs) == 10 and all((res / "figures" / p).stat().st_size > 10_000 for p in pngs)
     assert (res / "provenance.json").exists()
     assert (res / "derivatives" / "hearlike" / "dataset_description.json").exists()
 

@@ -25,14 +25,19 @@ def frame_means(eeg: np.ndarray, sfreq: float, frame_times: np.ndarray, *, lag_s
     """
     data = eeg if post is None or post.size == 0 else np.concatenate([eeg, post], axis=1)
     n = data.shape[1]
-    csum = np.concatenate([np.zeros((data.shape[0], 1)), np.cumsum(data, axis=1, dtype=np.float64)], axis=1)
+    # non-finite samples are counted apart: one NaN sample makes its own frames NaN, not every later frame
+    # (a running sum would carry it forward)
+    bad = ~np.isfinite(data)
+    zeros = np.zeros((data.shape[0], 1))
+    csum = np.concatenate([zeros, np.cumsum(np.where(bad, 0.0, data), axis=1, dtype=np.float64)], axis=1)
+    cbad = np.concatenate([zeros, np.cumsum(bad, axis=1, dtype=np.float64)], axis=1)
     start = np.ceil((frame_times[:, 0] + lag_s) * sfreq - 1e-9).astype(int)
     stop = np.ceil((frame_times[:, 1] + lag_s) * sfreq - 1e-9).astype(int)
     out = np.full((len(frame_times), data.shape[0]), np.nan)
     for k, (a, b) in enumerate(zip(start, stop, strict=True)):
         a, b = max(a, 0), min(b, n)
         if b > a:
-            out[k] = (csum[:, b] - csum[:, a]) / (b - a)
+            out[k] = np.where(cbad[:, b] > cbad[:, a], np.nan, (csum[:, b] - csum[:, a]) / (b - a))
         else:
             c = round((frame_times[k].mean() + lag_s) * sfreq)
             if 0 <= c < n:
@@ -40,21 +45,32 @@ def frame_means(eeg: np.ndarray, sfreq: float, frame_times: np.ndarray, *, lag_s
     return out
 
 
-def align_subject(*, segments: Path, features: Path, out: Path, lag_ms: float) -> None:
-    """Step function: aligned EEG for every (timebase, sentence) of one model and one subject."""
+def aligned_key(timebase: str, sid: int, lag_ms: float) -> str:
+    """Key of one sentence's aligned EEG at one lag in an ``aligned/{model}/sub-*.npz`` bundle."""
+    return f"{timebase}/lag{round(lag_ms):+d}/{sentence_key(sid)}"
+
+
+def align_subject(*, segments: Path, features: Path, out: Path, lags_ms: list[float]) -> None:
+    """Step function: aligned EEG for every (timebase, sentence, lag) of one model and one subject.
+
+    Each lag of the sweep (``alignment.lags_ms``; lag 0 is the paper's) gets its own frame means, read by
+    the metric job for the held-out lag choice (METHODS §4.1).
+    """
     eeg, meta = load_npz_dict(segments)
     feats, fmeta = load_npz_dict(features)
     sfreq = float(meta["sfreq"])
+    lags = sorted({float(lag) for lag in lags_ms} | {0.0})
     aligned: dict[str, np.ndarray] = {}
     for timebase in fmeta["timebases"]:
         for sid in meta["sentence_ids"]:
             key = sentence_key(sid)
             times = feats[f"{timebase}/{key}.times"]
-            aligned[f"{timebase}/{key}"] = frame_means(eeg[key], sfreq, times, lag_s=lag_ms / 1e3,
-                                                       post=eeg.get(key + ".post")).astype(np.float32)
+            for lag in lags:
+                aligned[aligned_key(timebase, sid, lag)] = frame_means(
+                    eeg[key], sfreq, times, lag_s=lag / 1e3, post=eeg.get(key + ".post")).astype(np.float32)
     save_npz_dict(out, aligned, meta={"ch_names": meta["ch_names"], "subject": meta["subject"],
                                       "sentence_ids": meta["sentence_ids"], "timebases": fmeta["timebases"],
-                                      "lag_ms": lag_ms})
+                                      "lags_ms": lags})
 
 
 def zscore_columns(x: np.ndarray) -> np.ndarray:

@@ -31,13 +31,18 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
          ["layer_profile", "window_profile", "topography", "model_ranking", "metric_agreement", "prosody_groups"]}
     profile = t["layer_profile"]
     figures.plot_layer_profiles(layer_profile=profile, out=outputs["layer_profiles"], x=depth_axis, dpi=dpi)
+    # F2/F3 show the primary ranking: best-layer scores above each model's own null (``rank``)
     agreement = t["metric_agreement"]
-    agreement = agreement[agreement["criterion"] == "best_layer"]
+    agreement = agreement[(agreement["criterion"] == "best_layer") & (agreement["basis"] == "above_null")]
     w_row = agreement[agreement["metric_b"] == "kendall_w"]
     kendall_w = float(w_row["kendall_w"].iloc[0]) if len(w_row) else float("nan")
-    figures.plot_ranking_heatmap(model_ranking=t["model_ranking"], metric_agreement=agreement[agreement["metric_a"] != "ALL"],
-                                 kendall_w=kendall_w, out=outputs["ranking_heatmap"], dpi=dpi)
-    figures.plot_best_layer_bars(model_ranking=t["model_ranking"], out=outputs["best_layer_bars"], dpi=dpi)
+    # reason-only rows (too few metrics or models) carry no metric pair and nothing to draw
+    pairs = agreement[(agreement["metric_a"] != "ALL") & agreement["metric_b"].notna()]
+    ranking_rows = t["model_ranking"].dropna(subset=["metric"])
+    figures.plot_ranking_heatmap(model_ranking=ranking_rows, metric_agreement=pairs, kendall_w=kendall_w,
+                                 out=outputs["ranking_heatmap"], dpi=dpi)
+    figures.plot_best_layer_bars(model_ranking=ranking_rows, out=outputs["best_layer_bars"], dpi=dpi,
+                                 score_col="above_null", layer_col="best_layer")
 
     windows = t["window_profile"]
     metric = windows["metric"].iloc[0]
@@ -62,16 +67,23 @@ def make_figures(*, tables_dir: Path, inputs: Mapping[str, Any], montage: str, d
     figures.plot_tnc(tnc=tnc, null_overlap=None, observed_overlap=float(observed.iloc[0]) if len(observed) else None,
                      out=outputs["tnc"], dpi=dpi)
     rsa_tables = [p for p in inputs["values"] if Path(p).stem == metric]
-    figures.plot_null_diagnostics(metric_rows=pd.concat([read_tsv(p) for p in rsa_tables], ignore_index=True),
-                                  out=outputs["null_diagnostics"], dpi=dpi)
+    metric_rows = pd.concat([read_tsv(p) for p in rsa_tables], ignore_index=True)
+    figures.plot_null_diagnostics(metric_rows=metric_rows[metric_rows["lag_ms"] == 0], out=outputs["null_diagnostics"],
+                                  dpi=dpi)
 
-    # F6: one sentence of the first subject, the overall best model layer against the EEG
+    # F6: one sentence of the first subject, the overall best model layer against the EEG, exactly the frames,
+    # channels and z-scoring the metric scored (lag 0)
+    from hearlike.align import timebase_of
+    from hearlike.analysis import sentence_pair
+
     feats, _fmeta = load_npz_dict(next(Path(p) for p in inputs["features"] if Path(p).stem == top["model"]))
     aligned_path = next(Path(p) for p in inputs["aligned"] if Path(p).parent.name == top["model"])
     eeg, emeta = load_npz_dict(aligned_path)
-    sid = int(emeta["sentence_ids"][0])
-    timebase = str(top["layer"]).split(".")[0]
-    y = feats[f"{top['layer']}/{sentence_key(sid)}"]
-    x = eeg[f"{timebase}/{sentence_key(sid)}"]
+    layer = str(top["layer"])
+    sid = next(int(s) for s in emeta["sentence_ids"] if f"{layer}/{sentence_key(int(s))}" in feats)
+    x, y, _ = sentence_pair(eeg, feats, timebase_of(layer), [layer], sid, 0.0)
+    y = y[0]
+    figures.plot_lag_profile(lag_profile=read_tsv(tables_dir / "lag_profile.tsv"), layer_profile=profile,
+                             out=outputs["lag_profile"], dpi=dpi)
     figures.plot_rdm_pair(model_rdm=correlation_rdm(y), eeg_rdm=correlation_rdm(x), out=outputs["rdm_pair"],
                           title=f"{top['model']} {top['layer']} vs EEG, sub-{emeta['subject']} sentence {sid}", dpi=dpi)

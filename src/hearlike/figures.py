@@ -425,7 +425,7 @@ def ranking_heatmap_figure(
     )
     ax_rank.set_xticks(range(n_met), metrics, rotation=45, ha="right")
     ax_rank.set_yticks(range(n_mod), list(ranks.index))
-    ax_rank.set_title("model rank per metric (1 = best layer scores highest)")
+    ax_rank.set_title("model rank per metric (1 = most EEG-like)")
     fig.colorbar(im, ax=ax_rank, label="rank", shrink=0.8)
     im2 = _annotated_heatmap(ax_agree, agree, fmt=lambda v: _fmt(v, 2), cmap=_DIV_CMAP, vmin=-1.0, vmax=1.0)
     ax_agree.set_xticks(range(n_met), metrics, rotation=45, ha="right")
@@ -461,10 +461,22 @@ def plot_ranking_heatmap(
 # F3 best-layer bars
 
 
+#: x-axis label of F3 per plotted column of the model ranking.
+_BAR_LABELS = {"score": "best-layer score", "score_raw": "best-layer score (raw)",
+               "above_null": "best-layer score − own null"}
+
+
 @_styled
-def best_layer_bars_figure(*, model_ranking: pd.DataFrame, ncols: int = 4) -> Figure:
-    """F3: per metric, each model's best-layer score as a sorted horizontal bar labelled with that layer."""
-    _require(model_ranking, ["model", "metric", "best_layer", "score"], table="model_ranking")
+def best_layer_bars_figure(
+    *, model_ranking: pd.DataFrame, ncols: int = 4, score_col: str = "score", layer_col: str = "best_layer"
+) -> Figure:
+    """F3: per metric, each model's best-layer score as a sorted horizontal bar labelled with that layer.
+
+    ``score_col``/``layer_col`` pick the basis: ``above_null``/``best_layer`` (the workflow's: score above
+    the model's own null, the layer where that is largest) or ``score_raw``/``best_layer_raw`` (raw).
+    """
+    _require(model_ranking, ["model", "metric", layer_col, score_col], table="model_ranking")
+    model_ranking = model_ranking.dropna(subset=["metric"])  # a reason-only row has nothing to draw
     metrics = _ordered(model_ranking["metric"])
     if not metrics:
         raise ValueError("model_ranking: no rows to plot")
@@ -475,7 +487,7 @@ def best_layer_bars_figure(*, model_ranking: pd.DataFrame, ncols: int = 4) -> Fi
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False))
     for ax, metric in zip(axes.ravel(), metrics, strict=False):
         rows = model_ranking[model_ranking["metric"] == metric].copy()
-        rows["_s"] = rows["score"].astype(float)
+        rows["_s"] = rows[score_col].astype(float)
         # highest score on top; NaN scores last, with the model name as the deterministic tie-break
         rows = rows.sort_values(["_s", "model"], ascending=[True, False], na_position="first")
         ys = np.arange(len(rows))
@@ -490,23 +502,30 @@ def best_layer_bars_figure(*, model_ranking: pd.DataFrame, ncols: int = 4) -> Fi
         for bar, score in zip(bars, scores, strict=True):
             bar.set_visible(bool(np.isfinite(score)))
         trans = blended_transform_factory(ax.transAxes, ax.transData)
-        for y, (layer, score) in enumerate(zip(rows["best_layer"], scores, strict=True)):
+        for y, (layer, score) in enumerate(zip(rows[layer_col], scores, strict=True)):
             label = f"{layer}" if np.isfinite(score) else "n/a"
             ax.text(1.0, y, f" {label}", transform=trans, va="center", ha="left", fontsize=6.5, clip_on=False)
         ax.set_yticks(ys, list(rows["model"]))
         ax.axvline(0.0, color="black", lw=0.6)
         ax.set_title(metric)
-        ax.set_xlabel("best-layer score")
+        ax.set_xlabel(_BAR_LABELS.get(score_col, score_col))
     _hide_unused(axes, len(metrics))
     fig.suptitle("Best layer per model and metric (label: layer name)")
     return fig
 
 
 def plot_best_layer_bars(
-    *, model_ranking: pd.DataFrame, out: str | Path, ncols: int = 4, dpi: float = DEFAULT_DPI
+    *,
+    model_ranking: pd.DataFrame,
+    out: str | Path,
+    ncols: int = 4,
+    dpi: float = DEFAULT_DPI,
+    score_col: str = "score",
+    layer_col: str = "best_layer",
 ) -> Path:
     """F3, written to ``out``; see :func:`best_layer_bars_figure`."""
-    return _save(best_layer_bars_figure(model_ranking=model_ranking, ncols=ncols), out, dpi)
+    fig = best_layer_bars_figure(model_ranking=model_ranking, ncols=ncols, score_col=score_col, layer_col=layer_col)
+    return _save(fig, out, dpi)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1100,8 +1119,8 @@ def plot_tnc(
 # F9 null diagnostics
 
 _NULL_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("p_shift", "circular shift"),
-    ("p_mismatch", "sentence mismatch"),
+    ("p_mismatch", "sentence mismatch (EEG side)"),
+    ("p_shift", "seam-free shift (diagnostic)"),
     ("p_frameperm_codefaithful", "frame permutation (code-faithful)"),
 )
 
@@ -1116,13 +1135,17 @@ def null_diagnostics_figure(*, metric_rows: pd.DataFrame, alpha: float = 0.05, n
     axes = fig.subplots(1, len(_NULL_COLUMNS) + 1)
     bins = np.linspace(0.0, 1.0, n_bins + 1)
     for ax, (col, name) in zip(axes, _NULL_COLUMNS, strict=False):
-        p = metric_rows[col].to_numpy(dtype=float)
+        rows = metric_rows
+        if col == "p_mismatch" and "p_mismatch_min" in rows:
+            # with B partners p ≥ 1/(B + 1): rows that cannot reach α would report a false 0 % rate
+            rows = rows[rows["p_mismatch_min"].to_numpy(dtype=float) <= alpha]
+        p = rows[col].to_numpy(dtype=float)
         p = p[np.isfinite(p)]
         ax.set_gid(f"pvalues|{col}")
         if p.size:
             ax.hist(p, bins=bins, color=OKABE_ITO[4], alpha=0.8, edgecolor="white", lw=0.3)
             ax.axhline(p.size / n_bins, color="black", ls="--", lw=0.8, label="uniform")
-            ax.set_title(f"{name}\nP(p < {alpha:g}) = {np.mean(p < alpha):.1%}, n = {p.size}", fontsize=8)
+            ax.set_title(f"{name}\nP(p ≤ {alpha:g}) = {np.mean(p <= alpha):.1%}, n = {p.size}", fontsize=8)
             ax.legend(frameon=False, fontsize=6)
         else:
             ax.set_title(f"{name}\nno p-values", fontsize=8)
@@ -1148,6 +1171,45 @@ def plot_null_diagnostics(
 ) -> Path:
     """F9, written to ``out``; see :func:`null_diagnostics_figure`."""
     return _save(null_diagnostics_figure(metric_rows=metric_rows, alpha=alpha), out, dpi)
+
+
+def lag_profile_figure(*, lag_profile: pd.DataFrame, layer_profile: pd.DataFrame) -> Figure:
+    """F10: value − null against the EEG lag, per metric, for each model's best layer (held-out lag marked)."""
+    _require(lag_profile, ["model", "layer", "metric", "lag_ms", "above_null", "ci_low", "ci_high"],
+             table="lag_profile")
+    metrics = _ordered(lag_profile["metric"])
+    nrows, ncols = _grid(len(metrics), 3)
+    fig = _new_figure(3.6 * ncols, 2.6 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    styles = model_styles(_ordered(lag_profile["model"]))
+    for ax, metric in zip(axes, metrics, strict=False):
+        prof = layer_profile[layer_profile["metric"] == metric].dropna(subset=["above_null"])
+        for model, style in styles.items():
+            best = prof[prof["model"] == model]
+            if best.empty:
+                continue
+            row = best.loc[best["above_null"].idxmax()]
+            lag = lag_profile[(lag_profile["model"] == model) & (lag_profile["layer"] == row["layer"])
+                              & (lag_profile["metric"] == metric)].sort_values("lag_ms")
+            ax.plot(lag["lag_ms"], lag["above_null"], label=f"{model} {row['layer']}", **style)
+            ax.fill_between(lag["lag_ms"], lag["ci_low"], lag["ci_high"], color=style.get("color"), alpha=0.15,
+                            lw=0)
+            ax.axvline(float(row["lag_ms"]), color=style.get("color"), ls=":", lw=0.8)
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_title(metric, fontsize=8)
+        ax.set_xlabel("EEG lag (ms)")
+        ax.set_ylabel("value − null")
+    _hide_unused(axes, len(metrics))
+    if len(metrics):
+        axes[0].legend(frameon=False, fontsize=6)
+    fig.suptitle("Lag sweep: alignment above the mismatch null (dotted: lag chosen on held-out subjects)")
+    return fig
+
+
+def plot_lag_profile(*, lag_profile: pd.DataFrame, layer_profile: pd.DataFrame, out: str | Path,
+                     dpi: float = DEFAULT_DPI) -> Path:
+    """F10, written to ``out``; see :func:`lag_profile_figure`."""
+    return _save(lag_profile_figure(lag_profile=lag_profile, layer_profile=layer_profile), out, dpi)
 
 
 # --------------------------------------------------------------------------------------------------

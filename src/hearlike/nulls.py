@@ -278,6 +278,40 @@ def frame_permutation_null_codefaithful(
                             batch_score=batch_score, indexed_score=indexed_score)
 
 
+def draw_mirror_shifts(*, n_frames: int, frame_rate_hz: float, min_shift_s: float = 1.0, n_shifts: int = 200,
+                       min_distinct_shifts: int = 10, rng: np.random.Generator) -> np.ndarray:
+    """(B, T) seam-free shift indices: windows of T frames from the mirrored series [Y, Y reversed].
+
+    The mirrored series is 2T frames long and circularly continuous (its end joins its start at the same
+    frame), so every window of it is a continuous stretch of Y, read forwards or backwards around one
+    turning point: unlike a plain circular shift there is no jump where the last frame meets the first,
+    which made every shifted copy less similar to a smooth partner (anti-conservative). Offsets are
+    drawn from [m, 2T − m], m = :func:`min_shift_frames`; the identity is offset 0 and offset T is the
+    time reversal. Too short a sentence (fewer than ``min_distinct_shifts`` offsets) gives (0, T).
+    Indices repeat frames, so these draws are scored on materialised copies, not by re-indexing.
+    """
+    m = min_shift_frames(min_shift_s=min_shift_s, frame_rate_hz=frame_rate_hz)
+    if 2 * n_frames - 2 * m + 1 < max(1, min_distinct_shifts) or n_frames < 2:
+        return np.empty((0, n_frames), dtype=np.int64)
+    offsets = rng.integers(m, 2 * n_frames - m + 1, size=n_shifts, dtype=np.int64)
+    mirrored = np.concatenate([np.arange(n_frames), np.arange(n_frames)[::-1]])
+    return mirrored[(offsets[:, None] + np.arange(n_frames)[None, :]) % (2 * n_frames)]
+
+
+def draw_mismatch_partners(*, n_frames: Mapping[int, int], sentence_id: int, n_partners: int,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Partner sentences for one sentence's mismatch null: others with at least as many frames.
+
+    ``n_frames`` maps every candidate sentence to its number of usable frames. At most ``n_partners``
+    are drawn without replacement (all of them when fewer qualify), sorted; the longest sentence has none.
+    """
+    own = n_frames[sentence_id]
+    pool = np.array(sorted(s for s, t in n_frames.items() if s != sentence_id and t >= own), dtype=np.int64)
+    if pool.size > n_partners:
+        pool = np.sort(rng.choice(pool, size=n_partners, replace=False))
+    return pool
+
+
 # --------------------------------------------------------------------------------------------------
 # fast path for RSA-Spearman on precomputed RDMs (many electrodes, many permutations)
 

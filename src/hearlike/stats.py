@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import special, stats
 
 from hearlike.seeding import derive_seed
 
@@ -151,18 +151,27 @@ def sign_flip_test(
 
 
 # --------------------------------------------------------------------------------------------------
-# bootstrap confidence interval over subjects
+# confidence interval over subjects
+
+#: The kinds of interval :func:`bootstrap_ci` makes; see there.
+CIMethod = Literal["studentized", "t", "percentile"]
+
+#: Below this many subjects the studentized bootstrap has too few distinct resamples (n = 3: one in nine
+#: has zero variance and no t*, and the interval covered ≈ 0.84 in simulation), so :func:`bootstrap_ci`
+#: gives the Student-t interval instead.
+MIN_STUDENTIZED_N = 4
 
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Statistic of the finite subject values and its percentile bootstrap interval."""
+    """Statistic of the finite subject values and its confidence interval (``method``: the kind made)."""
 
     estimate: float
     ci_low: float
     ci_high: float
     n_used: int
     n_excluded: int
+    method: str = "percentile"
 
 
 def bootstrap_ci(
@@ -172,25 +181,66 @@ def bootstrap_ci(
     ci: float = 0.95,
     statistic: Callable[[np.ndarray], np.ndarray] | None = None,
     rng: np.random.Generator | int | None = None,
+    method: CIMethod = "studentized",
 ) -> BootstrapResult:
-    """Percentile bootstrap CI of a statistic over subjects (resampling subjects with replacement).
+    """Confidence interval of the mean (or, with ``method="percentile"``, any statistic) over subjects.
 
-    ``statistic`` maps a (n_boot, n) array to (n_boot,) along axis 1 (default: mean). NaN subjects are
-    excluded and counted; fewer than 2 finite subjects → NaN interval.
+    ``method``:
+
+    * ``"studentized"`` (default): bootstrap-t. Subjects are resampled with replacement, and the
+      quantiles of t* = (mean* − mean) / se* give mean − t*_{1−α/2}·se … mean − t*_{α/2}·se, with
+      se = SD/√n. Resamples with zero variance have no t* and are left out. Chosen by simulation: at
+      n = 5, 7, 10 subjects and ci = 0.95 it covered 0.926–0.959 (2000 datasets per case; normal, t₃,
+      gamma(2), exponential, log-normal(0, 0.5), χ²₄), where the percentile bootstrap covered 0.79–0.90,
+      BCa 0.78–0.90 and the Student-t interval 0.89–0.93 on the skewed cases. Below
+      :data:`MIN_STUDENTIZED_N` subjects it falls back to ``"t"`` (the result's ``method`` says so).
+    * ``"t"``: mean ± t_{n−1, 1−α/2}·SD/√n; no resampling (``rng`` unused).
+    * ``"percentile"``: quantiles of the resampled statistic; runs short at small n (0.88 at n = 10).
+
+    ``statistic`` maps a (n_boot, n) array to (n_boot,) along axis 1 (default: mean); only the percentile
+    interval takes another one. NaN subjects are excluded and counted; fewer than 2 finite subjects or
+    zero variance → NaN bounds.
     """
+    if method not in get_args(CIMethod):
+        raise ValueError(f"method must be one of {get_args(CIMethod)}, not {method!r}")
+    if statistic is not None and method != "percentile":
+        raise ValueError(f"method {method!r} is an interval for the mean; a custom statistic needs 'percentile'")
     x = np.asarray(x, dtype=float).ravel()
     finite = np.isfinite(x)
     v = x[finite]
     n = v.size
+    n_excluded = int((~finite).sum())
     stat = statistic if statistic is not None else (lambda a: np.mean(a, axis=-1))
     estimate = float(stat(v[None, :])[0]) if n else np.nan
+    if method == "studentized" and n < MIN_STUDENTIZED_N:
+        method = "t"
+    undefined = BootstrapResult(estimate, np.nan, np.nan, n, n_excluded, method)
     if n < 2:
-        return BootstrapResult(estimate, np.nan, np.nan, n, int((~finite).sum()))
-    idx = _as_rng(rng).integers(0, n, size=(n_boot, n))
-    boot = np.asarray(stat(v[idx]), dtype=float)
+        return undefined
+    sd = float(np.std(v, ddof=1))
+    # all subjects equal: every interval would collapse to a point, which is no statement of uncertainty
+    if not sd > 1e-12 * float(np.abs(v).max()):
+        return undefined
     alpha = (1.0 - ci) / 2.0
-    lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha])
-    return BootstrapResult(estimate, float(lo), float(hi), n, int((~finite).sum()))
+    se = sd / np.sqrt(n)
+    if method == "t":
+        half = float(stats.t.ppf(1.0 - alpha, n - 1)) * se
+        return BootstrapResult(estimate, estimate - half, estimate + half, n, n_excluded, method)
+    idx = _as_rng(rng).integers(0, n, size=(n_boot, n))
+    if method == "percentile":
+        boot = np.asarray(stat(v[idx]), dtype=float)
+        lo, hi = np.nanquantile(boot, [alpha, 1.0 - alpha])
+        return BootstrapResult(estimate, float(lo), float(hi), n, n_excluded, method)
+    resampled = v[idx]
+    boot_mean = resampled.mean(axis=1)
+    boot_se = resampled.std(axis=1, ddof=1) / np.sqrt(n)
+    # a resample of one repeated subject has se* = 0 (up to rounding) and no t*
+    ok = boot_se > 1e-9 * se
+    if ok.sum() < 2:
+        return undefined
+    t_star = (boot_mean[ok] - estimate) / boot_se[ok]
+    q_lo, q_hi = np.quantile(t_star, [alpha, 1.0 - alpha])
+    return BootstrapResult(estimate, float(estimate - q_hi * se), float(estimate - q_lo * se), n, n_excluded, method)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,11 +380,13 @@ def group_summary(
     n_boot: int = 10000,
     ci: float = 0.95,
     seed: int = 0,
+    ci_method: CIMethod = "studentized",
 ) -> pd.DataFrame:
     """Group statistics across subjects for each unit in ``keys`` (input: :func:`subject_means`).
 
-    Per unit: ``mean`` and percentile bootstrap ``ci_low``/``ci_high`` of the subject values
-    (back-transformed with tanh where ``fisher``), ``n_subjects`` (finite), ``n_excluded``, and
+    Per unit: ``mean`` and ``ci_low``/``ci_high`` of the subject values (:func:`bootstrap_ci` with
+    ``method=ci_method``, in Fisher z and back-transformed with tanh where ``fisher``; NaN with fewer than
+    2 subjects or no spread), ``n_subjects`` (finite), ``n_excluded``, and
     ``p_signflip`` of value − baseline (against 0 when no baseline was given); ``q_fdr`` is BH over all units.
     Seeds are derived from ``seed`` and the unit's key values, so results do not depend on row order.
     """
@@ -348,7 +400,7 @@ def group_summary(
         # no baseline at all → test against 0; a subject missing its baseline is excluded, not tested vs 0
         diff = v if np.all(np.isnan(base)) else v - base
         fisher = bool(g["fisher"].any()) if "fisher" in g else False
-        boot = bootstrap_ci(v, n_boot=n_boot, ci=ci, rng=derive_seed(seed, "bootstrap", *unit))
+        boot = bootstrap_ci(v, n_boot=n_boot, ci=ci, method=ci_method, rng=derive_seed(seed, "bootstrap", *unit))
         test = sign_flip_test(
             diff, alternative=alternative, n_perm=n_perm, rng=derive_seed(seed, "signflip", *unit)
         )

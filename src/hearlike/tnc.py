@@ -80,6 +80,14 @@ def resolve_k(k: int | Literal["auto"], n: int) -> int:
     return kk
 
 
+def too_few_items(k: int | Literal["auto"], n: int) -> str | None:
+    """Why ``n`` items cannot have ``k`` nearest neighbours each (None when they can)."""
+    kk = auto_k(n) if k == "auto" else int(k)
+    if 1 <= kk <= n - 1:
+        return None
+    return f"{n} sentence(s): k = {kk} nearest neighbours need at least {kk + 1}"
+
+
 def candidate_mask(n: int, exclude_within: int = 0) -> np.ndarray:
     """Boolean ``n × n``: may j be a neighbour of i (j ≠ i and ``|i − j| > exclude_within``)."""
     idx = np.arange(n)
@@ -179,6 +187,36 @@ def _permute_names(permute: str | Iterable[str]) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------------------------ sentence TNC
+
+#: Columns of :func:`tnc_labels` and of :func:`neighbourhood_agreement_null`, in order.
+LABEL_COLUMNS: tuple[str, ...] = (
+    "sentence_id", "provisional_label", "c_acoustic", "c_eeg", "c_model", "tnc_label", "tnc_label_mean",
+    "tnc_overlap", "tnc_overlap_triple", "overlap_chance", "p_label", "p_overlap", "group",
+)
+AGREEMENT_NULL_COLUMNS: tuple[str, ...] = (
+    "statistic", "observed", "chance", "null_mean", "null_sd", "p_value", "n_permutations", "permuted",
+)
+_AGREEMENT_STATISTICS = ("overlap_AE", "overlap_AM", "overlap_EM", "overlap_mean", "overlap_triple")
+
+
+def undefined_labels(*, provisional: np.ndarray, sentence_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """:func:`tnc_labels`' table when TNC cannot run (too few sentences): NaN scores, every sentence excluded."""
+    negative = _as_negative(provisional)
+    ids = np.arange(1, negative.size + 1) if sentence_ids is None else np.asarray(sentence_ids, dtype=int)
+    out = pd.DataFrame({c: np.full(negative.size, np.nan) for c in LABEL_COLUMNS})
+    out["sentence_id"] = ids
+    out["provisional_label"] = np.where(negative, "negative", "other")
+    out["group"] = "excluded"
+    return out
+
+
+def undefined_agreement_null(*, n_permutations: int, permute: str | Sequence[str] = "model") -> pd.DataFrame:
+    """:func:`neighbourhood_agreement_null`' table when it cannot run: one NaN row per statistic."""
+    out = pd.DataFrame({c: np.full(len(_AGREEMENT_STATISTICS), np.nan) for c in AGREEMENT_NULL_COLUMNS})
+    out["statistic"] = _AGREEMENT_STATISTICS
+    out["n_permutations"] = int(n_permutations)
+    out["permuted"] = "+".join(_permute_names(permute))
+    return out
 
 
 def tnc_labels(

@@ -7,16 +7,30 @@ Two locks (METHODS §7):
   the EEG is interpolated per electrode onto those frame centres; conditions = the frames. The paper
   writes 0.0 for windows with fewer than 3 frames; here they are NaN (bug B22).
 * **word-locked with latency** (our extension): conditions = the words of all sentences of a subject;
-  model vector = mean of the model frames overlapping the word; EEG vector = mean EEG in
-  [onset + a, onset + b) per channel, so a window's latency is where the EEG response to the word lives.
+  model vector = the model frame at the word onset (the frame containing it); EEG vector = mean EEG in
+  [onset + a, onset + b) per channel. Both sides are locked to the word onset, so window [a, b) measures
+  the EEG response at latency a..b to the model state at word onset. (Averaging the model over the whole
+  word, as before, shifted every latency by about half a word: a response 350 ms after the frames peaked
+  in the sliding window centred at 475 ms.) The frame's centre lies within half a frame period of the
+  onset and on average on it, so the reference carries no systematic shift.
 
 RDMs: per electrode |x_i − x_j|; whole scalp (``channel = "all"``) correlation distance across channels;
 model correlation distance across features. All electrodes of a window are scored at once: each RDM is
 ranked once and Spearman is a matrix product.
+
+Null (``null_mean``): the **EEG-side sentence mismatch**. Every subject hears the same stimuli, so the model
+side stays fixed and only the EEG is exchanged: each sentence's EEG is replaced by that of a partner sentence
+of the same subject with at least as many samples (:func:`draw_partners`), cropped from its onset to the
+sentence's own length, and the items are cut from it at the sentence's own word (or frame) times. Word
+timing, and with it the overlap of neighbouring words' windows that inflates RSA when EEG and model are
+unrelated (≈ +0.02 whole-scalp with smooth EEG and model), is identical in value and null, so under H0 the
+two are exchangeable given the stimuli and value − null is centred on 0. A sentence without a partner long
+enough is left out of value and null alike.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -226,11 +240,19 @@ def _window_rows(
     min_items: int,
     n_dropped: int,
     max_elements: float = 2e7,
+    null_items: Sequence[np.ndarray] = (),
+    fisher_z: bool = True,
 ) -> list[dict[str, object]]:
     """Rows (one per layer × channel, then the whole scalp) of one window; the EEG RDMs are ranked once
-    for all layers, which is where the time goes (C RDMs of n(n − 1)/2 pairs)."""
+    for all layers, which is where the time goes (C RDMs of n(n − 1)/2 pairs).
+
+    ``null_items`` are the mismatch null's EEG items (same items and shape as ``eeg_items``), scored against
+    the same model RDMs: ``null_mean`` is their mean (Fisher z and back for ``fisher_z``), ``n_null`` the
+    number of finite draws.
+    """
     n = eeg_items.shape[0]
     values = np.full((len(channel_names) + 1, len(model_items)), np.nan)
+    nulls = np.full((len(null_items), *values.shape), np.nan)
     if n >= max(3, min_items):
         model_rdms = np.stack([correlation_rdm(m) for m in model_items])
         if not callable(method):
@@ -244,14 +266,17 @@ def _window_rows(
 
         # electrodes in chunks: with thousands of words one RDM has millions of pairs
         step = max(1, int(max_elements // max(1, iu.size)))
-        per_channel = np.concatenate(
-            [
-                score(np.abs(eeg_items[iu, c : c + step] - eeg_items[ju, c : c + step]).T)
-                for c in range(0, eeg_items.shape[1], step)
-            ]
-        )
-        scalp = score(correlation_rdm(eeg_items)[None, :])
-        values = np.concatenate([per_channel, scalp])
+
+        def score_items(x: np.ndarray) -> np.ndarray:
+            per_channel = np.concatenate(
+                [score(np.abs(x[iu, c : c + step] - x[ju, c : c + step]).T) for c in range(0, x.shape[1], step)]
+            )
+            return np.concatenate([per_channel, score(correlation_rdm(x)[None, :])])
+
+        values = score_items(eeg_items)
+        for d, x in enumerate(null_items):
+            nulls[d] = score_items(x)
+    null_mean, n_null = _null_mean(nulls, fisher_z=fisher_z)
     names = [*channel_names, ALL_CHANNELS]
     return [
         {
@@ -261,12 +286,55 @@ def _window_rows(
             "end_ms": window.end_ms,
             "channel": ch,
             "value": float(values[ci, li]),
+            "null_mean": float(null_mean[ci, li]),
+            "n_null": int(n_null[ci, li]),
             "n_items": n,
             "n_dropped": n_dropped,
         }
         for li in range(len(model_items))
         for ci, ch in enumerate(names)
     ]
+
+
+def _null_mean(draws: np.ndarray, *, fisher_z: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the first axis of the finite draws (in Fisher z and back for correlations) and their count;
+    NaN where no draw is finite."""
+    finite = np.isfinite(draws)
+    n = finite.sum(axis=0)
+    v = np.where(finite, to_z(np.where(finite, draws, 0.0)) if fisher_z else draws, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, v.sum(axis=0) / n, np.nan)
+    return (inverse_fisher_z(mean) if fisher_z else mean), n
+
+
+def draw_partners(lengths: Mapping[int, int], *, rng: np.random.Generator) -> dict[int, int | None]:
+    """One mismatch partner per sentence: another sentence with at least ``lengths[sid]`` samples.
+
+    Sentences are visited in id order and each draws uniformly from its candidates
+    (:func:`hearlike.nulls.draw_mismatch_partners`), so one generator gives one reproducible assignment.
+    The longest sentence (and any sentence whose EEG no other one covers) gets ``None``.
+    """
+    from hearlike.nulls import draw_mismatch_partners
+
+    out: dict[int, int | None] = {}
+    for sid in sorted(lengths):
+        pick = draw_mismatch_partners(n_frames=lengths, sentence_id=sid, n_partners=1, rng=rng)
+        out[sid] = int(pick[0]) if pick.size else None
+    return out
+
+
+def partner_eeg(eeg: Mapping[int, np.ndarray], partners: Mapping[int, int | None]) -> dict[int, np.ndarray]:
+    """Each sentence's EEG replaced by its partner's, cropped from the partner's onset to the sentence's own
+    number of samples (so the same items fall inside the recording); sentences without a partner are left out."""
+    out = {}
+    for sid, p in partners.items():
+        if p is None or sid not in eeg:
+            continue
+        own, other = np.asarray(eeg[sid]), np.asarray(eeg[p])
+        if other.shape[1] < own.shape[1]:
+            raise ValueError(f"partner {p} of sentence {sid} has {other.shape[1]} < {own.shape[1]} samples")
+        out[sid] = other[:, : own.shape[1]]
+    return out
 
 
 def sentence_locked_window_rsa(
@@ -279,22 +347,34 @@ def sentence_locked_window_rsa(
     channel_names: Sequence[str],
     method: Method = "spearman",
     min_items: int = 3,
+    null_eeg: Sequence[np.ndarray] = (),
+    fisher_z: bool = True,
 ) -> pd.DataFrame:
     """RSA per window for one sentence (paper lock): conditions = the model frames inside the window.
 
-    Returns (window, start_ms, end_ms, channel, value, n_items, n_dropped) with one row per electrode and
-    one ``channel = "all"`` row (whole scalp). Fewer than ``min_items`` (≥ 3) frames → NaN.
+    Returns (window, start_ms, end_ms, channel, value, null_mean, n_null, n_items, n_dropped) with one row
+    per electrode and one ``channel = "all"`` row (whole scalp). Fewer than ``min_items`` (≥ 3) frames →
+    NaN. ``null_eeg``: the mismatch partners' EEG (C, ≥ Ns), cropped here to this sentence's Ns samples and
+    read at the same frame centres; a frame must be finite in every one to be scored (value and null alike).
     """
     eeg = np.asarray(eeg, dtype=float)
     if eeg.shape[0] != len(channel_names):
         raise ValueError(f"EEG has {eeg.shape[0]} channels but {len(channel_names)} names")
+    nulls = [np.asarray(x, dtype=float)[:, : eeg.shape[1]] for x in null_eeg]
+    if any(x.shape != eeg.shape for x in nulls):
+        raise ValueError(f"null EEG {[x.shape for x in nulls]} does not cover the sentence's {eeg.shape}")
+    model = np.asarray(model, dtype=float)
     rows: list[dict[str, object]] = []
     for w in windows:
-        x, y = sentence_window_features(eeg=eeg, sfreq=sfreq, model=model, frame_times=frame_times, window=w)
-        n_dropped = int(frames_in_window(frame_times, w).sum()) - x.shape[0]
+        mask = frames_in_window(frame_times, w)
+        centres = np.asarray(frame_times, dtype=float)[mask].mean(axis=1)
+        xs = [interpolate_eeg(x, sfreq, centres) for x in (eeg, *nulls)]
+        keep = np.logical_and.reduce([np.all(np.isfinite(x), axis=1) for x in xs])
         rows.extend(
-            _window_rows(w, x, [y], channel_names, method=method, min_items=min_items, n_dropped=n_dropped)
-        )
+            _window_rows(w, xs[0][keep], [model[mask][keep]], channel_names, method=method, min_items=min_items,
+                         n_dropped=int(mask.sum() - keep.sum()), null_items=[x[keep] for x in xs[1:]],
+                         fisher_z=fisher_z)
+        )  # fmt: skip
     return pd.DataFrame(rows).drop(columns="layer_index")
 
 
@@ -309,34 +389,45 @@ def sentence_locked_subject_rsa(
     method: Method = "spearman",
     min_items: int = 3,
     fisher_z: bool = True,
+    partners: Sequence[Mapping[int, int | None]] = (),
 ) -> pd.DataFrame:
     """Sentence-locked window RSA of one subject, averaged over sentences per (window, channel).
 
     Sentences present on both sides are scored with :func:`sentence_locked_window_rsa`; NaN sentences
     (windows with < 3 frames) are skipped; correlations are averaged in Fisher-z space and
-    back-transformed (``fisher_z=False`` for a plain mean). Columns: window, start_ms, end_ms, channel,
-    value, n_sentences.
+    back-transformed (``fisher_z=False`` for a plain mean). ``partners``: one mismatch assignment per null
+    draw (:func:`draw_partners`); a sentence without a partner in some draw is left out of value and null
+    alike (``n_no_partner``). Columns: window, start_ms, end_ms, channel, value, null_mean, n_sentences,
+    n_no_partner.
     """
+    cols = ["window", "start_ms", "end_ms", "channel", "value", "null_mean", "n_sentences", "n_no_partner"]
+    scored = [sid for sid in sorted(eeg) if sid in model and sid in frame_times]
+    crops = [partner_eeg(eeg, draw) for draw in partners]
+    no_partner = [sid for sid in scored if any(sid not in c for c in crops)]
     parts = [
         sentence_locked_window_rsa(
             eeg=eeg[sid], sfreq=sfreq, model=model[sid], frame_times=frame_times[sid], windows=windows,
             channel_names=channel_names, method=method, min_items=min_items,
+            null_eeg=[c[sid] for c in crops], fisher_z=fisher_z,
         )
-        for sid in sorted(eeg)
-        if sid in model and sid in frame_times
+        for sid in scored
+        if sid not in no_partner
     ]  # fmt: skip
-    cols = ["window", "start_ms", "end_ms", "channel", "value", "n_sentences"]
     if not parts:
         return pd.DataFrame(columns=cols)
     df = pd.concat(parts, ignore_index=True)
-    df["_v"] = to_z(df["value"].to_numpy(dtype=float)) if fisher_z else df["value"].astype(float)
+    for col, tmp in (("value", "_v"), ("null_mean", "_n")):
+        v = df[col].to_numpy(dtype=float)
+        df[tmp] = to_z(v) if fisher_z else v
     out = (
         df.groupby(["window", "start_ms", "end_ms", "channel"], sort=False)
-        .agg(value=("_v", "mean"), n_sentences=("_v", "count"))
+        .agg(value=("_v", "mean"), null_mean=("_n", "mean"), n_sentences=("_v", "count"))
         .reset_index()
     )
     if fisher_z:
-        out["value"] = inverse_fisher_z(out["value"].to_numpy(dtype=float))
+        for col in ("value", "null_mean"):
+            out[col] = inverse_fisher_z(out[col].to_numpy(dtype=float))
+    out["n_no_partner"] = len(no_partner)
     return out[cols]
 
 
@@ -357,17 +448,26 @@ def words_relative_to_sentences(words: pd.DataFrame, sentences: pd.DataFrame) ->
     return out
 
 
-def word_model_features(
-    *, model: np.ndarray, frame_times: np.ndarray, onsets_s: np.ndarray, offsets_s: np.ndarray
-) -> np.ndarray:
-    """(n_words, k): mean of the model frames overlapping [onset, offset); NaN row if none overlaps."""
-    ft = np.asarray(frame_times, dtype=float)
-    on = np.asarray(onsets_s, dtype=float)[:, None]
-    off = np.asarray(offsets_s, dtype=float)[:, None]
-    overlap = (ft[None, :, 0] < off) & (ft[None, :, 1] > on)  # (n_words, T)
-    counts = overlap.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (overlap.astype(float) @ np.asarray(model, dtype=float)) / np.where(counts > 0, counts, np.nan)
+def word_model_features(*, model: np.ndarray, frame_times: np.ndarray, onsets_s: np.ndarray) -> np.ndarray:
+    """(n_words, k): the model frame at each word onset; NaN row if no frame contains the onset.
+
+    The frame at an onset is the one whose [start, end) contains it (of overlapping frames, the one whose
+    centre is nearest). One frame, not the word's mean: the EEG windows are timed from the onset, and a
+    mean over the word would move the model's reference half a word later.
+    """
+    ft = np.asarray(frame_times, dtype=float).reshape(-1, 2)
+    m = np.asarray(model, dtype=float)
+    on = np.asarray(onsets_s, dtype=float)
+    out = np.full((on.size, m.shape[1] if m.ndim == 2 else 0), np.nan)
+    if ft.shape[0] == 0 or on.size == 0:
+        return out
+    # the epsilon keeps an onset computed as 10.3 − 10.3 = −1e-16 in the sentence's first frame
+    contains = (ft[None, :, 0] <= on[:, None] + 1e-9) & (on[:, None] < ft[None, :, 1])
+    dist = np.where(contains, np.abs(ft.mean(axis=1)[None, :] - on[:, None]), np.inf)
+    best = np.argmin(dist, axis=1)  # ties → the earlier frame
+    found = np.isfinite(dist[np.arange(on.size), best])
+    out[found] = m[best[found]]
+    return out
 
 
 def word_eeg_features(
@@ -414,7 +514,7 @@ def word_locked_features(
     words: pd.DataFrame,
     windows: Sequence[Window],
 ) -> WordFeatures:
-    """Items = the words of all sentences of one subject (sentences missing on either side are skipped).
+    """Items = the words of all sentences of one subject that have EEG (see :func:`word_locked_layer_features`).
 
     ``eeg[sid]`` is the (C, Ns) segment starting at sentence onset, ``model[sid]`` (T, k) with
     ``frame_times[sid]`` (T, 2) in s after sentence onset, ``words`` has ``sentence_id``, ``onset_s``,
@@ -436,30 +536,108 @@ def word_locked_layer_features(
     windows: Sequence[Window],
 ) -> tuple[np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
     """:func:`word_locked_features` for several layers of one timebase: the EEG items (n_windows, n_items, C)
-    are computed once, the model items per layer (n_items, k); items are the words of the sentences that
-    the EEG and every layer have."""
+    are computed once, the model items per layer (n_items, k).
+
+    The items are the words of the sentences with EEG, in sentence then table order: they depend on the
+    subject only, never on the model, so that every model and timebase indexes the same word list (and a
+    seeded subset of it means the same words). A word whose sentence a layer lacks, or whose onset no
+    frame contains, gets a NaN model row (dropped later, for that model only).
+    """
     eeg_parts: list[np.ndarray] = []
     model_parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
     item_parts = []
     for sid, w in words.groupby("sentence_id", sort=True):
         sid = int(sid)
-        if sid not in eeg or any(sid not in model for model in layers.values()):
+        if sid not in eeg:
             continue
         on = w["onset_s"].to_numpy(dtype=float)
-        off = w["offset_s"].to_numpy(dtype=float)
         eeg_parts.append(word_eeg_features(eeg=eeg[sid], sfreq=sfreq, onsets_s=on, windows=windows))
         for name, model in layers.items():
-            model_parts[name].append(
-                word_model_features(model=model[sid], frame_times=frame_times[sid], onsets_s=on, offsets_s=off)
-            )
+            if sid in model and sid in frame_times:
+                feats = word_model_features(model=model[sid], frame_times=frame_times[sid], onsets_s=on)
+            else:
+                feats = np.full((on.size, _n_features(model)), np.nan)
+            model_parts[name].append(feats)
         item_parts.append(w)
     if not item_parts:
-        raise ValueError("no sentence has both EEG and model features")
+        raise ValueError("no word belongs to a sentence with EEG")
     return (
         np.concatenate(eeg_parts, axis=1),
         {name: np.concatenate(parts, axis=0) for name, parts in model_parts.items()},
         pd.concat(item_parts, ignore_index=True),
     )
+
+
+def word_null_eeg(
+    *,
+    eeg: Mapping[int, np.ndarray],
+    partners: Mapping[int, int | None],
+    sfreq: float,
+    words: pd.DataFrame,
+    windows: Sequence[Window],
+) -> np.ndarray:
+    """(n_windows, n_items, C): the mismatch null's EEG items, aligned with :func:`word_locked_layer_features`.
+
+    The same items (the words of the sentences with EEG, in the same order), each cut at its own onset from
+    the EEG of its sentence's partner cropped to the sentence's own length (:func:`partner_eeg`), so the
+    word timing is the sentence's own. NaN for the words of a sentence without a partner.
+    """
+    crops = partner_eeg(eeg, partners)
+    n_ch = next(iter(eeg.values())).shape[0] if eeg else 0
+    parts = []
+    for sid, w in words.groupby("sentence_id", sort=True):
+        sid = int(sid)
+        if sid not in eeg:
+            continue
+        on = w["onset_s"].to_numpy(dtype=float)
+        if sid in crops:
+            parts.append(word_eeg_features(eeg=crops[sid], sfreq=sfreq, onsets_s=on, windows=windows))
+        else:
+            parts.append(np.full((len(windows), on.size, n_ch), np.nan))
+    if not parts:
+        raise ValueError("no word belongs to a sentence with EEG")
+    return np.concatenate(parts, axis=1)
+
+
+def _n_features(model: Mapping[int, np.ndarray]) -> int:
+    """The feature count of a layer (from any of its sentences), for the NaN rows of a missing sentence."""
+    for arr in model.values():
+        return int(np.asarray(arr).shape[1])
+    raise ValueError("a layer has no sentence")
+
+
+def select_items(
+    eeg_ok: np.ndarray, model_ok: np.ndarray, *, max_items: int | None, rng: np.random.Generator | None
+) -> list[np.ndarray]:
+    """Per window, the sorted indices of the items scored: (n_windows, n_items) EEG validity → list.
+
+    Without ``max_items`` (or with at most that many items) every item valid on both sides. Otherwise one
+    seeded random order of all items (``rng.permutation(n_items)``), shared by the windows: each window
+    takes the first ``max_items`` items of that order whose EEG is valid, then drops those without a model
+    vector *without refilling*. The subset depends only on the item list, the EEG and the rng, never on the
+    model, so models (and timebases) given the same items and rng are scored on the same words; a model
+    that lacks a word scores one word fewer instead of a different one.
+    """
+    eeg_ok = np.atleast_2d(np.asarray(eeg_ok, dtype=bool))
+    model_ok = np.asarray(model_ok, dtype=bool)
+    n_items = eeg_ok.shape[1]
+    order = None
+    if max_items is not None and n_items > max_items:
+        if rng is None:
+            raise ValueError("max_items subsampling needs an rng")
+        order = rng.permutation(n_items)
+    out = []
+    for ok in eeg_ok:
+        idx = np.flatnonzero(ok)
+        if order is not None and idx.size > max_items:
+            idx = np.sort(order[ok[order]][:max_items])
+        out.append(idx[model_ok[idx]])
+    return out
+
+
+def item_digest(idx: np.ndarray) -> str:
+    """A short digest of item indices: equal digests in two tables mean the same items were scored."""
+    return hashlib.sha1(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:12]
 
 
 def window_rsa(
@@ -472,15 +650,25 @@ def window_rsa(
     min_items: int = 3,
     max_items: int | None = None,
     rng: np.random.Generator | None = None,
+    null_eeg: Sequence[np.ndarray] = (),
+    fisher_z: bool = True,
 ) -> pd.DataFrame:
-    """Word-locked RSA per window and electrode: (window, start_ms, end_ms, channel, value, n_items, n_dropped).
+    """Word-locked RSA per window and electrode.
 
+    Columns: (layer,) window, start_ms, end_ms, channel, value, null_mean, n_null, n_items, n_dropped,
+    item_set.
     ``model_features`` is one (n_items, k) array, or a mapping layer → array (then a first column
     ``layer``): the layers share the items, so each window's EEG RDMs are ranked once for all of them.
     Per window, items with NaN EEG (window past the EEG end) or NaN model features in any layer (no frame)
-    are dropped and counted in ``n_dropped``. ``max_items`` keeps a seeded random subset of the remaining
-    items, from one random order shared by all windows (so they see nearly the same words): the RDM has
-    n(n − 1)/2 pairs per electrode, so thousands of words cost O(n²) memory and time.
+    cannot be scored; ``n_dropped`` counts them. ``max_items`` keeps a seeded random subset (see
+    :func:`select_items`): the RDM has n(n − 1)/2 pairs per electrode, so thousands of words cost O(n²)
+    memory and time. ``item_set`` is :func:`item_digest` of the scored item indices.
+
+    ``null_eeg``: the mismatch null's EEG items, one array like ``eeg_features`` per draw
+    (:func:`word_null_eeg`). They are scored on the very items of the value, against the same model
+    vectors; an item must have finite EEG in every draw to be scored at all (value and null use the same
+    words). ``null_mean`` is the mean over draws (Fisher z and back for ``fisher_z``), ``n_null`` the
+    number of finite draws; without draws, NaN and 0.
     """
     single = not isinstance(model_features, Mapping)
     layers = {"": model_features} if single else dict(model_features)
@@ -494,30 +682,29 @@ def window_rsa(
         )
     if eeg_features.shape[2] != len(channel_names):
         raise ValueError(f"EEG features have {eeg_features.shape[2]} channels but {len(channel_names)} names")
+    nulls = [np.asarray(x, dtype=float) for x in null_eeg]
+    if any(x.shape != eeg_features.shape for x in nulls):
+        raise ValueError(f"null EEG items {[x.shape for x in nulls]} do not match {eeg_features.shape}")
     model_ok = np.logical_and.reduce([np.all(np.isfinite(m), axis=1) for m in feats])
-    order = None
-    if max_items is not None and n_items > max_items:
-        if rng is None:
-            raise ValueError("max_items subsampling needs an rng")
-        order = rng.permutation(n_items)
+    # validity from the EEG (own and null) only, never the model: the subset stays one per subject
+    eeg_ok = np.logical_and.reduce([np.all(np.isfinite(x), axis=2) for x in (eeg_features, *nulls)])
+    chosen = select_items(eeg_ok, model_ok, max_items=max_items, rng=rng)
     rows: list[dict[str, object]] = []
     for wi, w in enumerate(windows):
-        keep = model_ok & np.all(np.isfinite(eeg_features[wi]), axis=1)
-        idx = np.flatnonzero(keep)
-        n_dropped = n_items - idx.size
-        if order is not None and idx.size > max_items:
-            idx = np.sort(order[keep[order]][:max_items])
-        rows.extend(
-            _window_rows(
-                w,
-                eeg_features[wi, idx],
-                [m[idx] for m in feats],
-                channel_names,
-                method=method,
-                min_items=min_items,
-                n_dropped=n_dropped,
-            )
+        idx = chosen[wi]
+        part = _window_rows(
+            w,
+            eeg_features[wi, idx],
+            [m[idx] for m in feats],
+            channel_names,
+            method=method,
+            min_items=min_items,
+            n_dropped=n_items - int(np.sum(eeg_ok[wi] & model_ok)),
+            null_items=[x[wi, idx] for x in nulls],
+            fisher_z=fisher_z,
         )
+        digest = item_digest(idx)
+        rows.extend({**r, "item_set": digest} for r in part)
     table = pd.DataFrame(rows)
     names = list(layers)
     table.insert(0, "layer", [names[i] for i in table.pop("layer_index")])

@@ -7,7 +7,7 @@ rule align:
     output:
         "results/{ds}/aligned/{model}/sub-{sub}.npz",
     params:
-        lag_ms=config["alignment"]["lag_ms"],
+        lags_ms=config["alignment"]["lags_ms"],
     conda:
         "../../envs/hearlike.yaml"
     log:

@@ -33,7 +33,7 @@ report: "../report/workflow.rst"
 
 
 wildcard_constraints:
-    ds=r"[A-Za-z0-9]+",
+    ds=r"[A-Za-z0-9_]+",
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     metric=r"[a-z0-9_]+",
     sub=r"[A-Za-z0-9]+",
@@ -42,10 +42,10 @@ wildcard_constraints:
 import hearlike
 
 PKG = Path(hearlike.__file__).parent
-TABLES = ["layer_profile", "window_profile", "topography", "model_ranking", "metric_agreement",
+TABLES = ["layer_profile", "lag_profile", "window_contrast", "window_profile", "topography", "model_ranking", "metric_agreement",
           "prosody_groups", "affective_dissociation"]
 FIGURES = ["layer_profiles", "ranking_heatmap", "best_layer_bars", "window_timecourse", "topomaps",
-           "prosody_groups", "tnc", "null_diagnostics", "rdm_pair"]
+           "prosody_groups", "tnc", "null_diagnostics", "rdm_pair", "lag_profile"]
 
 
 def check_config_references():
@@ -210,7 +210,8 @@ def metric_code(wildcards):
     from hearlike.metrics import module_paths
 
     # every metric's table and null draws go through these
-    shared = [PKG / "analysis.py", PKG / "metrics" / "reindexed.py", PKG / "nulls.py"]
+    shared = [PKG / "analysis.py", PKG / "metrics" / "reindexed.py", PKG / "nulls.py", PKG / "align.py",
+              PKG / "stats.py", PKG / "seeding.py", PKG / "io.py"]
     return [str(p) for p in [*module_paths(wildcards.metric), *shared]]
 
 
@@ -294,6 +295,11 @@ def extraction_batch_size(wildcards, attempt):
 
 def demo_params(wildcards):
     return dataset_settings(wildcards.ds)["demo"]
+
+
+def metric_eeg_components(wildcards):
+    """gcmi sees the EEG reduced to its leading PCs (features.eeg_components_gcmi); other metrics all channels."""
+    return config["features"]["eeg_components_gcmi"] if wildcards.metric == "gcmi" else None
 
 
 def per_electrode(wildcards):

@@ -12,6 +12,7 @@ rule metric:
         code_sha256=metric_code_digest,
         nulls=config["nulls"],
         per_electrode=per_electrode,
+        eeg_components=metric_eeg_components,
         seed=config["seed"],
     conda:
         "../../envs/hearlike.yaml"

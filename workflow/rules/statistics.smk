@@ -4,11 +4,12 @@ rule aggregate:
         values=metric_tables,
         electrodes=electrode_tables,
         features=feature_bundles,
-        code=package_code("aggregate.py", "stats.py"),
+        code=package_code("aggregate.py", "stats.py", "seeding.py", "io.py"),
     output:
         profile="results/{ds}/tables/layer_profile.tsv",
         subjects="results/{ds}/tables/subject_layer_values.tsv",
         electrodes="results/{ds}/tables/electrode_profile.tsv",
+        lags="results/{ds}/tables/lag_profile.tsv",
     params:
         statistics=config["statistics"],
         seed=config["seed"],
@@ -21,15 +22,17 @@ rule aggregate:
 
 
 rule rank_models:
-    """Model ranks per metric (best layer, mean over layers), agreement between metrics, Kendall's W, stability."""
+    """Model ranks per metric (best layer, mean over layers) above each model's own null and raw, agreement between metrics, Kendall's W, stability."""
     input:
         profile="results/{ds}/tables/layer_profile.tsv",
         subjects="results/{ds}/tables/subject_layer_values.tsv",
+        code=package_code("ranking.py", "aggregate.py", "stats.py"),
     output:
         ranking="results/{ds}/tables/model_ranking.tsv",
         agreement="results/{ds}/tables/metric_agreement.tsv",
     params:
         n_bootstrap=config["statistics"]["n_bootstrap"],
+        n_signflip=config["statistics"]["n_signflip"],
         seed=config["seed"],
     conda:
         "../../envs/hearlike.yaml"

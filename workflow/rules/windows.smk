@@ -1,5 +1,6 @@
 rule windows:
-    """Time-windowed similarity (ERP windows incl. the paper's 250–500 ms, and sliding windows) per electrode."""
+    """Time-windowed similarity (ERP windows incl. the paper's 250–500 ms, and sliding windows) per electrode,
+    with its EEG-side sentence-mismatch null (windows.null_draws partner assignments, in params.windows)."""
     input:
         segments="results/{ds}/eeg/sub-{sub}_segments.npz",
         features="results/{ds}/features/{model}.npz",
@@ -28,14 +29,17 @@ rule windows:
 
 
 rule aggregate_windows:
-    """Subject-level window profiles with bootstrap CIs, and scalp topographies."""
+    """Subject-level window profiles (value − mismatch null tested across subjects), scalp topographies, and
+    the contrast of the paper's 250–500 ms window with the early ERP windows."""
     input:
         window_tables,
     output:
         profile="results/{ds}/tables/window_profile.tsv",
         topography="results/{ds}/tables/topography.tsv",
+        contrast="results/{ds}/tables/window_contrast.tsv",
     params:
         statistics=config["statistics"],
+        erp=config["windows"]["erp"],
         seed=config["seed"],
     conda:
         "../../envs/hearlike.yaml"

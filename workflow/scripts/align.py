@@ -5,4 +5,4 @@ from hearlike.logutil import step_log
 
 with step_log(snakemake.log[0], "align"):
     align_subject(segments=Path(snakemake.input.segments), features=Path(snakemake.input.features),
-                  out=Path(snakemake.output[0]), lag_ms=snakemake.params.lag_ms)
+                  out=Path(snakemake.output[0]), lags_ms=list(snakemake.params.lags_ms))

@@ -9,4 +9,5 @@ with step_log(snakemake.log[0], "metric"):
                features=Path(snakemake.input.features), settings=snakemake.params.settings,
                nulls=snakemake.params.nulls, per_electrode=snakemake.params.per_electrode,
                seed=snakemake.params.seed, out_values=Path(snakemake.output.values),
-               out_electrodes=Path(snakemake.output.electrodes))
+               out_electrodes=Path(snakemake.output.electrodes),
+               eeg_components=snakemake.params.eeg_components)

@@ -121,7 +121,8 @@ def simulate_run(*, sentences: pd.DataFrame, sources: dict[int, tuple[np.ndarray
 
     # The configured SNR is that of the neutral response; the negative response is stronger by design.
     sig_rms = np.sqrt(np.mean(neutral[:, speech & ~is_negative] ** 2)) + 1e-12
-    signal *= BACKGROUND_UV * 10 ** (params["snr_db"] / 20) / sig_rms
+    # planted_gain 0 is the null demo (datasets.demo_null): the same EEG with no planted response at all
+    signal *= params["planted_gain"] * BACKGROUND_UV * 10 ** (params["snr_db"] / 20) / sig_rms
     # Volume conduction: 1/f sources seen through a smooth spatial kernel, plus a little sensor noise,
     # so that neighbouring electrodes correlate as in real scalp EEG.
     background = conduction @ pink_noise(n_ch, n, rng) + 0.15 * rng.standard_normal((n_ch, n))
