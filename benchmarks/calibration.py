@@ -151,7 +151,7 @@ def simulate(*, seed: int, work: Path, rate_hz: float, sigma_frames: float, n_su
     return results
 
 
-def run(*, seed: int, n_sim: int, metrics: Sequence[str], n_subjects: int = 6, n_sentences: int = 16,
+def run(*, seed: int, n_sim: int, metrics: Sequence[str], n_subjects: int = 6, n_sentences: int = 24,
         n_layers: int = 10, snr: tuple[float, float] = (0.1, 0.25), n_shifts: int = 50,
         sigma_grid: Sequence[float] = (1, 4, 12), progress: Path | None = None) -> pd.DataFrame:
     """FPR of each null at the sentence and group level over ``n_sim`` H0 tests, power at two SNRs.
