@@ -116,7 +116,7 @@ def _null_summary(observed: float, null: np.ndarray, fisher: bool) -> tuple[floa
     fin = null[np.isfinite(null)]
     if fin.size == 0:
         return np.nan, np.nan, np.nan, 0
-    mean = float(inverse_fisher_z(np.mean(fisher_z(fin)))) if fisher else float(fin.mean())
+    mean = float(null_dist.null_mean(fin[:, None], fisher_z=fisher)[0][0])
     sd = float(fin.std(ddof=1)) if fin.size > 1 else np.nan
     return mean, sd, null_dist.p_value_greater(observed, fin), int(fin.size)
 

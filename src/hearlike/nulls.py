@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from hearlike.seeding import derive_seed
+from hearlike.stats import fisher_z as to_z
 from hearlike.stats import standardized_ranks
 
 Score = Callable[[np.ndarray, np.ndarray], float]
@@ -95,6 +96,17 @@ def summarize_null(observed: float, null: np.ndarray) -> NullResult:
     mean = float(fin.mean()) if fin.size else np.nan
     sd = float(fin.std(ddof=1)) if fin.size > 1 else np.nan
     return NullResult(float(observed), mean, sd, p_value_greater(observed, fin), int(fin.size), null)
+
+
+def null_mean(draws: np.ndarray, *, fisher_z: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the first axis of the finite null draws (in Fisher z and back for correlations) and their
+    count; NaN where no draw is finite. One definition for the metric tables and the window tables."""
+    finite = np.isfinite(draws)
+    n = finite.sum(axis=0)
+    v = np.where(finite, to_z(np.where(finite, draws, 0.0)) if fisher_z else draws, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, v.sum(axis=0) / n, np.nan)
+    return (np.tanh(mean) if fisher_z else mean), n
 
 
 # --------------------------------------------------------------------------------------------------

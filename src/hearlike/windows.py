@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from hearlike import nulls as null_dist
 from hearlike.stats import fisher_z as to_z
 from hearlike.stats import inverse_fisher_z, standardized_ranks
 
@@ -276,7 +277,7 @@ def _window_rows(
         values = score_items(eeg_items)
         for d, x in enumerate(null_items):
             nulls[d] = score_items(x)
-    null_mean, n_null = _null_mean(nulls, fisher_z=fisher_z)
+    null_mean, n_null = null_dist.null_mean(nulls, fisher_z=fisher_z)
     names = [*channel_names, ALL_CHANNELS]
     return [
         {
@@ -294,17 +295,6 @@ def _window_rows(
         for li in range(len(model_items))
         for ci, ch in enumerate(names)
     ]
-
-
-def _null_mean(draws: np.ndarray, *, fisher_z: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over the first axis of the finite draws (in Fisher z and back for correlations) and their count;
-    NaN where no draw is finite."""
-    finite = np.isfinite(draws)
-    n = finite.sum(axis=0)
-    v = np.where(finite, to_z(np.where(finite, draws, 0.0)) if fisher_z else draws, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, v.sum(axis=0) / n, np.nan)
-    return (inverse_fisher_z(mean) if fisher_z else mean), n
 
 
 def draw_partners(lengths: Mapping[int, int], *, rng: np.random.Generator) -> dict[int, int | None]:
